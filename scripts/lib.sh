@@ -1,0 +1,42 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts in this folder. Sourced, never run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+# One project name for the stack a user runs; tests use their own (see scripts/test).
+export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-djangostack}"
+# Where the machine's CA bundle lives: handed to image builds as a build secret
+# (never a layer) so pip can reach PyPI on hosts that intercept TLS.
+HOST_CA_BUNDLE="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+
+log()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33m!!\033[0m %s\n' "$*" >&2; }
+die()  { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
+
+# compose: docker compose run from the repository root, whatever the caller's cwd.
+compose() { docker compose --project-directory "$ROOT" -f "$ROOT/compose.yaml" "$@"; }
+
+# Build secret for pip: the host bundle when there is one, else an empty file
+# (the Dockerfile then uses the image's own CA store).
+export_build_ca() {
+  if [[ -z "${PIP_CA_BUNDLE:-}" && -s "$HOST_CA_BUNDLE" ]]; then
+    export PIP_CA_BUNDLE="$HOST_CA_BUNDLE"
+  fi
+}
+
+# Secrets are files under secrets/, generated once, never committed.
+ensure_secrets() {
+  local dir="$ROOT/secrets" name
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  for name in django_secret_key db_password; do
+    if [[ ! -s "$dir/$name" ]]; then
+      log "generating secrets/$name"
+      (umask 077; openssl rand -base64 48 | tr -d '\n/+=' | head -c 50 > "$dir/$name")
+    fi
+    # Containers run as non-root users that are not the file's owner; Compose
+    # bind-mounts secret files as they are, so they must be world-readable
+    # inside a directory that only root can enter.
+    chmod 644 "$dir/$name"
+  done
+}
