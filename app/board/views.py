@@ -1,0 +1,191 @@
+import json
+import os
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from .events import Subscription, publish
+from .models import MAX_TEXT, Message
+
+PAGE_SIZE = 50
+LONG_POLL_MAX = 30.0  # seconds; nginx's read timeout on this route is longer
+
+
+def json_error(status, error, detail):
+    return JsonResponse({"error": error, "detail": detail}, status=status)
+
+
+def create(text):
+    """Store a message and, once committed, tell every live client."""
+    with transaction.atomic():
+        message = Message.objects.create(text=text, served_by=settings.CONTAINER_NAME)
+        data = message.as_dict()
+        transaction.on_commit(lambda: publish(data))
+    return data
+
+
+def clean_text(value):
+    if not isinstance(value, str) or not value.strip():
+        return None, "text must be a non-empty string"
+    if len(value) > MAX_TEXT:
+        return None, f"text must be at most {MAX_TEXT} characters"
+    return value.strip(), None
+
+
+def int_param(request, name, default=None):
+    try:
+        return int(request.GET[name])
+    except (KeyError, ValueError):
+        return default
+
+
+@require_safe
+def home(request):
+    context = {
+        "messages": Message.objects.all()[:20],
+        "container": settings.CONTAINER_NAME,
+        "server_kind": settings.SERVER_KIND,
+        "max_text": MAX_TEXT,
+    }
+    return render(request, "board/home.html", context)
+
+
+@require_POST
+def create_message_form(request):
+    text, problem = clean_text(request.POST.get("text"))
+    if problem:
+        return render(request, "board/home.html", {"error": problem, "messages": Message.objects.all()[:20],
+                                                   "container": settings.CONTAINER_NAME,
+                                                   "server_kind": settings.SERVER_KIND,
+                                                   "max_text": MAX_TEXT}, status=400)
+    create(text)
+    return HttpResponseRedirect("/", status=303)
+
+
+# The JSON API takes no cookies' authority (anonymous, JSON bodies only, which a
+# cross-site form cannot send), so CSRF tokens do not apply to it.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def api_messages(request):
+    if request.method == "GET":
+        after = int_param(request, "after")
+        limit = max(1, min(int_param(request, "limit", PAGE_SIZE), 500))
+        if after is None:
+            rows = Message.objects.all()[:limit]
+        else:
+            rows = Message.objects.filter(id__gt=after).order_by("id")[:limit]
+        return JsonResponse({"messages": [m.as_dict() for m in rows]})
+    if request.content_type != "application/json":
+        return json_error(400, "unsupported_content_type", "send the message as application/json")
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return json_error(400, "invalid_json", "the request body is not valid JSON")
+    if not isinstance(body, dict):
+        return json_error(400, "invalid_body", 'send an object: {"text": "..."}')
+    text, problem = clean_text(body.get("text"))
+    if problem:
+        return json_error(400, "invalid_text", problem)
+    return JsonResponse(create(text), status=201)
+
+
+async def messages_after(after, limit=PAGE_SIZE):
+    return [m.as_dict() async for m in Message.objects.filter(id__gt=after).order_by("id")[:limit]]
+
+
+async def latest_id():
+    last = await Message.objects.order_by("-id").only("id").afirst()
+    return last.id if last else 0
+
+
+@require_safe
+async def api_messages_poll(request):
+    """Long-poll: answers as soon as a message newer than `after` exists, or with
+    an empty list after `timeout` seconds (default and maximum 30)."""
+    after = int_param(request, "after")
+    if after is None:
+        after = await latest_id()
+    try:
+        timeout = min(max(float(request.GET.get("timeout", LONG_POLL_MAX)), 0.0), LONG_POLL_MAX)
+    except ValueError:
+        return json_error(400, "invalid_timeout", "timeout must be a number of seconds")
+    found = await messages_after(after)
+    if not found and timeout > 0:
+        async with Subscription() as sub:
+            # Read again once subscribed: a write between the first read and the
+            # subscription would otherwise be missed.
+            found = await messages_after(after)
+            if not found and await sub.next(timeout) is not None:
+                found = await messages_after(after)
+    return JsonResponse({"after": after, "messages": found})
+
+
+@require_safe
+async def api_messages_stream(request):
+    """Server-Sent Events: every new message, as it is written. A reconnecting
+    EventSource sends Last-Event-ID and first receives what it missed."""
+    last_seen = request.headers.get("Last-Event-ID", "")
+
+    def event(message):
+        return f"id: {message['id']}\nevent: message\ndata: {json.dumps(message)}\n\n"
+
+    async def stream():
+        yield "retry: 1000\n\n"  # reconnect after 1 s if this container goes away
+        async with Subscription() as sub:
+            if last_seen.isdigit():
+                for message in await messages_after(int(last_seen), limit=500):
+                    yield event(message)
+            while True:
+                message = await sub.next(timeout=15)
+                yield event(message) if message else ": keep-alive\n\n"
+
+    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response
+
+
+@require_safe
+def whoami(request):
+    return JsonResponse(
+        {
+            "container": settings.CONTAINER_NAME,
+            "server": settings.SERVER_KIND,
+            "pid": os.getpid(),
+            "scheme": request.scheme,
+            "client_ip": request.META.get("REMOTE_ADDR"),
+            "host": request.get_host(),
+        }
+    )
+
+
+@require_safe
+def healthz(request):
+    """Liveness: the process answers. Touches neither the database nor Redis."""
+    return JsonResponse({"status": "alive"})
+
+
+@require_safe
+def readyz(request):
+    """Readiness: the database and Redis both answer; otherwise 503 with the reason."""
+    problems = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        problems["database"] = type(exc).__name__
+    try:
+        cache.get("readyz")
+    except Exception as exc:  # noqa: BLE001
+        problems["redis"] = type(exc).__name__
+    if problems:
+        reason = ", ".join(f"{name} unavailable ({kind})" for name, kind in problems.items())
+        response = JsonResponse({"status": "unavailable", "reason": reason, "checks": problems}, status=503)
+        response["Retry-After"] = "2"
+        return response
+    return JsonResponse({"status": "ready"})

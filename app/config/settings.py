@@ -1,0 +1,158 @@
+"""The one settings module. Every value comes from the environment or from a
+secret file named by `<NAME>_FILE` (Compose mounts secrets under /run/secrets)."""
+
+import os
+import socket
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=None):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def secret(name, default=None):
+    """`NAME_FILE` (a path) wins over `NAME` (a value); a missing required secret is an error."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc}") from exc
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ImproperlyConfigured(f"set {name}_FILE (preferred) or {name}")
+    return value
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = secret("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "https://localhost,https://127.0.0.1")
+
+# Which server runs this process (set by bin/start-wsgi and bin/start-asgi) and
+# which container: shown on pages and in the X-Served-By header.
+SERVER_KIND = env("SERVER_KIND", "manage.py")
+CONTAINER_NAME = socket.gethostname()
+# X-Served-By names the container on every response, so tests can see where each
+# request went. Turn it off in production if you do not want to expose it.
+SERVED_BY_HEADER = env_bool("DJANGO_SERVED_BY_HEADER", True)
+# The app is reachable only through nginx (the backend network is internal), so
+# the client address nginx forwards can be trusted. Turn off if that changes.
+TRUST_PROXY_HEADERS = env_bool("DJANGO_TRUST_PROXY_HEADERS", True)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "board",
+]
+
+MIDDLEWARE = [
+    "board.middleware.ServedByMiddleware",
+    "board.middleware.ProxyClientAddressMiddleware",
+    "board.middleware.DependencyUnavailableMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": env("POSTGRES_HOST", "db"),
+        "PORT": env("POSTGRES_PORT", "5432"),
+        "NAME": env("POSTGRES_DB", "app"),
+        "USER": env("POSTGRES_USER", "app"),
+        "PASSWORD": secret("POSTGRES_PASSWORD", ""),
+        # Persistent connections suit gunicorn's threads; the ASGI tier sets 0
+        # (Django's advice: per-request threads there cannot reuse them).
+        "CONN_MAX_AGE": int(env("DJANGO_DB_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": True,
+        # Fail fast (and answer 503) rather than hold a request while the DB is away.
+        "OPTIONS": {"connect_timeout": int(env("POSTGRES_CONNECT_TIMEOUT", "3"))},
+    }
+}
+
+REDIS_URL = env("REDIS_URL", "redis://redis:6379")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"{REDIS_URL}/0",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+# Channels' layer carries new-message events to every uvicorn container.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [f"{REDIS_URL}/1"]},
+    }
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# collectstatic runs at image build; nginx serves the result (hashed names) from a volume.
+STATIC_URL = "/static/"
+STATIC_ROOT = env("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
+
+# nginx terminates TLS and says so in X-Forwarded-Proto (it overwrites any client value).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
+}
