@@ -1,0 +1,50 @@
+"""Fixtures own the stack's lifecycle (as in nginx-proxy's suite): one
+throw-away Compose project per test session, fresh volumes, removed at the end
+(set KEEP_STACK=1 to leave it running for a look)."""
+
+import os
+import ssl
+
+import httpx
+import pytest
+import requests
+
+from stack import BASE_URL, Stack, compose
+
+
+@pytest.fixture(scope="session")
+def stack():
+    compose("down", "--volumes", "--remove-orphans")  # leftovers of an interrupted run
+    try:
+        compose("up", "--detach", "--wait", "--wait-timeout", "300")
+    except Exception:
+        compose("ps", "--all", check=False)
+        compose("logs", "--tail", "40", check=False)
+        raise
+    yield Stack()
+    if not os.environ.get("KEEP_STACK"):
+        compose("down", "--volumes", "--remove-orphans")
+
+
+@pytest.fixture(scope="session")
+def ca_file(stack, tmp_path_factory):
+    """The edge's certificate, so TLS is verified for real (not verify=False)."""
+    code, pem = stack.exec("nginx", ["cat", "/run/nginx/tls/fullchain.pem"])
+    assert code == 0 and "BEGIN CERTIFICATE" in pem, pem
+    path = tmp_path_factory.mktemp("tls") / "edge.pem"
+    path.write_text(pem)
+    return str(path)
+
+
+@pytest.fixture
+def http(ca_file):
+    with requests.Session() as session:
+        session.verify = ca_file
+        session.trust_env = False  # no proxy or CA bundle from the environment: 127.0.0.1 only
+        yield session
+
+
+@pytest.fixture
+def http2(ca_file):
+    with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=ca_file), base_url=BASE_URL) as client:
+        yield client

@@ -1,0 +1,39 @@
+"""Messages go through nginx and the app into PostgreSQL and back."""
+
+import re
+import uuid
+
+from stack import BASE_URL
+
+
+def test_api_post_then_get_round_trips_through_the_database(stack, http):
+    text = f"api {uuid.uuid4()}"
+    created = http.post(f"{BASE_URL}/api/messages", json={"text": text}, timeout=5)
+    assert created.status_code == 201, created.text
+    message = created.json()
+    assert message["text"] == text and message["id"] > 0
+
+    listed = http.get(f"{BASE_URL}/api/messages", timeout=5).json()["messages"]
+    assert any(m["id"] == message["id"] and m["text"] == text for m in listed)
+
+    # And it is really in PostgreSQL, read with psql inside the db container.
+    code, out = stack.exec("db", ["psql", "-U", "app", "-d", "app", "-tAc",
+                                  f"SELECT text FROM board_message WHERE id = {int(message['id'])}"])
+    assert code == 0 and out.strip() == text, out
+
+
+def test_html_form_posts_with_csrf_and_the_page_shows_it(http):
+    page = http.get(f"{BASE_URL}/", timeout=5)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    text = f"form {uuid.uuid4()}"
+    response = http.post(f"{BASE_URL}/messages", data={"text": text, "csrfmiddlewaretoken": token},
+                         headers={"Referer": f"{BASE_URL}/"}, allow_redirects=False, timeout=5)
+    assert response.status_code == 303, response.text[:300]
+    assert text in http.get(f"{BASE_URL}/", timeout=5).text
+
+
+def test_api_rejects_bad_json_with_a_json_error(http):
+    response = http.post(f"{BASE_URL}/api/messages", data="{not json", timeout=5,
+                         headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_json"
