@@ -48,3 +48,40 @@ def http(ca_file):
 def http2(ca_file):
     with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=ca_file), base_url=BASE_URL) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def progress(request):
+    """Print a line on the terminal while pytest captures output (long scenarios)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line):
+        if reporter:
+            reporter.write_line(line)
+
+    return say
+
+
+@pytest.fixture(scope="session")
+def failover_reports():
+    """A clean reports/failover/ per session, so summary.json describes this run only."""
+    from failover import REPORTS
+
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    for old in REPORTS.iterdir():
+        old.unlink()
+    return REPORTS
+
+
+@pytest.fixture
+def scenario(stack, ca_file, progress, failover_reports):
+    """run(name, description, fault) -> the scenario's report; the app tier is healthy before and after."""
+    from failover import run_scenario, wait_app_healthy
+
+    def run(name, description, fault, **kwargs):
+        wait_app_healthy(stack)
+        report = run_scenario(name, description, stack, ca_file, fault, progress, **kwargs)
+        wait_app_healthy(stack)
+        return report
+
+    return run

@@ -35,7 +35,7 @@ def test_websocket_clients_receive_a_message_posted_through_another_container(st
             deadline = time.monotonic() + 5
             while True:  # bounded: recv raises TimeoutError after the deadline
                 event = json.loads(sock.recv(timeout=max(0.1, deadline - time.monotonic())))
-                if event["message"]["id"] == message["id"]:
+                if event["type"] == "message" and event["message"]["id"] == message["id"]:
                     break
             assert event["message"]["text"] == message["text"]
 

@@ -1,4 +1,5 @@
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from .events import GROUP
 
@@ -9,9 +10,19 @@ class MessagesConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         await self.channel_layer.group_add(GROUP, self.channel_name)
         await self.accept()
+        # WebSocket handshakes carry no X-Served-By; say which container holds the socket.
+        await self.send_json({"type": "hello", "container": settings.CONTAINER_NAME})
 
     async def disconnect(self, code):
         await self.channel_layer.group_discard(GROUP, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        """{"type": "resume", "after": ID}: a reconnecting client asks for what it missed."""
+        if isinstance(content, dict) and content.get("type") == "resume" and isinstance(content.get("after"), int):
+            from .views import messages_after
+
+            for message in await messages_after(content["after"], limit=500):
+                await self.send_json({"type": "message", "message": message})
 
     async def message_new(self, event):
         await self.send_json({"type": "message", "message": event["message"]})

@@ -1,0 +1,30 @@
+"""nginx itself crashes (SIGKILL of its master). It is the single entry point, so
+this is an outage: measure it. Its restart policy must bring it back within 3 s."""
+
+import time
+
+import pytest
+
+from failover import crash, restart_count, wait_restarted
+
+OUTAGE_GOAL = 3.0
+
+
+def kill_nginx(stack):
+    nginx = stack.container("nginx")
+    count = restart_count(nginx)
+    crash(nginx)
+    fault_end = time.time()
+    wait_restarted(stack, nginx, count)
+    stack.wait_healthy("nginx", 1)
+    return {"fault_end": fault_end, "returning": [], "restart_count": restart_count(nginx)}
+
+
+@pytest.mark.failover
+def test_failover_nginx_outage_is_short(scenario):
+    report = scenario("sigkill-nginx", "SIGKILL of nginx's master process (the single entry point)", kill_nginx)
+    assert report["restart_count"] >= 1
+    assert report["requests"] >= 5000
+    # Failures are expected here; they must stop within the goal, and none after recovery.
+    assert report["outage_s"] is not None and report["outage_s"] <= OUTAGE_GOAL, report["outage_s"]
+    assert all(r["start"] < report["recovered_at"] for r in report["failed_requests"])

@@ -1,0 +1,152 @@
+"""A steady mix of GET traffic to https://127.0.0.1, bounded in count and time,
+recording every request: when it started, how long it took, what came back and
+which container answered. Threads and requests.Session (keep-alive) are enough
+for a few hundred requests a second, and keep the generator easy to read."""
+
+import random
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import requests
+
+from stack import BASE_URL
+
+
+@dataclass
+class Record:
+    start: float  # wall clock (time.time()), comparable with Docker's timestamps
+    duration: float  # seconds
+    kind: str
+    status: int | None  # HTTP status, None when the request raised
+    error: str | None  # why it failed (exception, bad status, bad body), None when it did not
+    served_by: str | None  # X-Served-By: the app container, None for nginx (static)
+
+    @property
+    def ok(self):
+        return self.error is None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def check_whoami(response):
+    body = response.json()
+    return body.get("container") == response.headers.get("X-Served-By")
+
+
+def check_messages(response):
+    return isinstance(response.json().get("messages"), list)
+
+
+def discover_static(session):
+    page = session.get(f"{BASE_URL}/", timeout=5).text
+    css = re.search(r'href="(/static/[^"]+\.css)"', page).group(1)
+    size = len(session.get(f"{BASE_URL}{css}", headers={"Accept-Encoding": "identity"}, timeout=5).content)
+    return css, size
+
+
+class Traffic:
+    """`with Traffic(ca_file) as traffic: ...` runs the mix in the background."""
+
+    def __init__(self, ca_file, *, rate=150.0, workers=8, min_requests=5000, max_requests=100_000,
+                 max_seconds=240.0, progress=None, label="traffic"):
+        self.ca_file, self.rate, self.workers = ca_file, rate, workers
+        self.min_requests, self.max_requests, self.max_seconds = min_requests, max_requests, max_seconds
+        self.progress, self.label = progress, label
+        self.records = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+        with self._session() as session:
+            self.static_url, self.static_size = discover_static(session)
+        # (kind, url, weight, body check)
+        self.mix = [
+            ("whoami", "/api/whoami", 4, check_whoami),
+            ("home", "/", 2, lambda r: "</html>" in r.text and "Message board" in r.text),
+            ("messages", "/api/messages?limit=5", 2, check_messages),
+            ("static", self.static_url, 2, lambda r: len(r.content) == self.static_size),
+            ("poll", "/api/messages/poll?timeout=0.25", 1, check_messages),
+        ]
+
+    def _session(self):
+        session = requests.Session()
+        session.verify = self.ca_file
+        session.trust_env = False  # never a proxy: traffic goes to 127.0.0.1 only
+        session.headers["Accept-Encoding"] = "identity"
+        return session
+
+    def __enter__(self):
+        self.started = time.time()
+        self._deadline = time.monotonic() + self.max_seconds
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._worker, args=(n,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        reporter = threading.Thread(target=self._report, daemon=True)
+        reporter.start()
+        self._threads.append(reporter)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def count(self):
+        return len(self.records)
+
+    def stop(self, wait_for_minimum=True):
+        """Stop, after the minimum number of requests unless told otherwise (bounded by max_seconds)."""
+        while wait_for_minimum and self.count() < self.min_requests and time.monotonic() < self._deadline:
+            time.sleep(0.1)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self.ended = time.time()
+        return sorted(self.records, key=lambda r: r.start)
+
+    def _running(self):
+        return not self._stop.is_set() and len(self.records) < self.max_requests and time.monotonic() < self._deadline
+
+    def _worker(self, n):
+        rng = random.Random(n)
+        kinds = [entry for entry in self.mix for _ in range(entry[2])]
+        interval = self.workers / self.rate  # each worker's share of the target rate
+        next_at = time.monotonic() + rng.random() * interval
+        with self._session() as session:
+            while self._running():
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                next_at = max(next_at + interval, time.monotonic())  # fall behind, never burst
+                kind, url, _, check = rng.choice(kinds)
+                record = self._one(session, kind, url, check)
+                with self._lock:
+                    self.records.append(record)
+
+    def _one(self, session, kind, url, check):
+        start, t0 = time.time(), time.perf_counter()
+        status = served_by = error = None
+        try:
+            response = session.get(f"{BASE_URL}{url}", timeout=(2, 5))
+            status = response.status_code
+            served_by = response.headers.get("X-Served-By")
+            if status != 200:
+                error = f"HTTP {status}"
+            elif not check(response):
+                error = "unexpected body"
+        except (requests.RequestException, ValueError) as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:160]}"
+        return Record(start, time.perf_counter() - t0, kind, status, error, served_by)
+
+    def _report(self):
+        last = 0.0
+        while not self._stop.wait(0.25):
+            if self.progress and time.monotonic() - last >= 2:
+                last = time.monotonic()
+                records = list(self.records)
+                failed = sum(not r.ok for r in records)
+                recent = sorted(r.duration for r in records[-500:]) or [0]
+                p99 = recent[int(0.99 * (len(recent) - 1))]
+                self.progress(f"  {self.label}: {time.time() - self.started:5.1f} s, {len(records)} requests, "
+                              f"{failed} failed, recent p99 {p99 * 1000:.0f} ms")
