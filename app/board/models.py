@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 MAX_TEXT = 500
 
@@ -22,3 +23,19 @@ class Message(models.Model):
             "created_at": self.created_at.isoformat(),
             "served_by": self.served_by,
         }
+
+
+class IdempotencyRecord(models.Model):
+    """A write API's response, stored under the client's Idempotency-Key in the
+    same transaction as the write itself (see idempotency.py)."""
+
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=200)  # "POST /api/messages": a key belongs to one route
+    fingerprint = models.CharField(max_length=64)  # sha256 of the request body
+    status = models.PositiveSmallIntegerField()
+    body = models.TextField()
+    content_type = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "scope"], name="idempotency_key_per_route")]

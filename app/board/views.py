@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from .events import Subscription, publish
+from .idempotency import idempotent
 from .models import MAX_TEXT, Message
 
 PAGE_SIZE = 50
@@ -71,6 +72,7 @@ def create_message_form(request):
 # cross-site form cannot send), so CSRF tokens do not apply to it.
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@idempotent
 def api_messages(request):
     if request.method == "GET":
         after = int_param(request, "after")
