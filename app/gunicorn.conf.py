@@ -8,6 +8,11 @@ bind = "0.0.0.0:8000"
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Import Django once in the master and fork the workers from it: a restarting
+# container costs one import instead of one per worker (CPU is what a crash
+# storm runs short of), and the workers share the memory. Django opens no
+# database connection at import, so nothing is shared that must not be.
+preload_app = True
 # Longer than nginx's upstream keepalive_timeout (60 s), so nginx always closes an
 # idle connection first and never reuses a socket gunicorn is closing.
 keepalive = 75

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import testinfra
 
-from stack import APP_SERVICES, compose
-from traffic import Traffic
+import requests
+
+from stack import APP_SERVICES, BASE_URL, compose
+from traffic import Traffic, Writer
 
 REPORTS = Path(__file__).resolve().parent / "reports" / "failover"
+WRITE_REPORTS = REPORTS.parent / "writes"
 ROUTED_TO_ALL = ("whoami", "home", "messages")  # kinds nginx spreads over every app container
 FAIL_BACK_WITHIN = 2.0  # seconds after Docker reports a returning container healthy
 MAX_LATENCY = 1.0  # seconds; no request may take longer
@@ -96,22 +99,82 @@ def run_scenario(name, description, stack, ca_file, fault, progress, before=3.0,
     kinds = {host: stack.service_of(c) for host, c in stack.app_hostnames().items()}
     watcher = HealthWatcher(stack)
     watcher.start()
-    with Traffic(ca_file, progress=progress, label=name) as traffic:
+    with Traffic(ca_file, progress=progress, label=name) as traffic, Writer(ca_file, name) as writer:
         time.sleep(before)
         fault_at = time.time()
         outcome = fault(stack)
         recovered_at = time.time()
         time.sleep(after)  # the fail-back window, with traffic still flowing
         records = traffic.stop()
+        writes = writer.stop()
     watcher.stop()
     kinds.update({host: stack.service_of(c) for host, c in stack.app_hostnames().items()})
     outcome["containers"] = kinds
     nginx_log = read_nginx_log(stack, traffic.started, traffic.ended)
     report = analyse(name, description, records, fault_at, outcome, recovered_at, watcher, nginx_log, traffic)
-    write_report(report, records)
+    report["writes"] = audit_writes(stack, ca_file, name, writes)
+    write_report(report, records, writes)
+    w = report["writes"]
     progress(f"[{name}] {report['requests']} requests, {report['failed']} failed, "
-             f"max {report['max_latency_ms']:.0f} ms, report: reports/failover/{name}.json")
+             f"max {report['max_latency_ms']:.0f} ms; writes: {w['sent']} sent, {w['acknowledged']} acknowledged, "
+             f"{w['lost']} lost, {w['duplicated']} duplicated; report: reports/failover/{name}.json")
     return report
+
+
+def audit_writes(stack, ca_file, name, writes):
+    """Read every acknowledged write back, through the API and with psql inside the
+    db container: nothing acknowledged may be missing, nothing may be there twice."""
+    prefix = f"w-{name}-"
+    acked = [w for w in writes if w.message_id]
+    via_api = {}
+    if acked:
+        after = min(w.message_id for w in acked) - 1
+        with requests.Session() as session:
+            session.verify, session.trust_env = ca_file, False
+            for _ in range(200):  # bounded paging, 500 a page
+                page = session.get(f"{BASE_URL}/api/messages", params={"after": after, "limit": 500},
+                                   timeout=10).json()["messages"]
+                if not page:
+                    break
+                for m in page:
+                    if m["text"].startswith(prefix):
+                        via_api.setdefault(m["text"], []).append(m["id"])
+                after = page[-1]["id"]
+    code, out = stack.exec("db", ["psql", "-U", "app", "-d", "app", "-tA", "-F", "\t", "-c",
+                                  f"SELECT id, text FROM board_message WHERE text LIKE '{prefix}%'"])
+    assert code == 0, out
+    in_db = {}
+    for line in out.splitlines():
+        if "\t" in line:
+            ident, text = line.split("\t", 1)
+            in_db.setdefault(text, []).append(int(ident))
+    lost = [w.key for w in acked if w.message_id not in in_db.get(w.key, [])]
+    lost_api = [w.key for w in acked if w.message_id not in via_api.get(w.key, [])]
+    duplicated = sorted(text for text, ids in in_db.items() if len(ids) > 1)
+    attempts = {}
+    for w in writes:
+        for status in w.statuses:
+            attempts[str(status)] = attempts.get(str(status), 0) + 1
+    result = {
+        "scenario": name,
+        "sent": len(writes),
+        "acknowledged": len(acked),
+        "failed": len(writes) - len(acked),
+        "failed_writes": [w.as_dict() for w in writes if not w.message_id][:50],
+        "attempt_statuses": attempts,
+        "retried": sum(w.attempts > 1 for w in writes),
+        "replayed": sum(w.replayed for w in writes),
+        "present": sum(w.message_id in in_db.get(w.key, []) for w in acked),
+        "unacknowledged_present": sum(w.key in in_db for w in writes if not w.message_id),
+        "duplicated": len(duplicated),
+        "duplicated_keys": duplicated[:50],
+        "lost": len(lost),
+        "lost_keys": lost[:50],
+        "lost_via_api": len(lost_api),
+    }
+    WRITE_REPORTS.mkdir(parents=True, exist_ok=True)
+    (WRITE_REPORTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    return {k: v for k, v in result.items() if not k.endswith(("_writes", "_keys"))}
 
 
 def read_nginx_log(stack, since, until):
@@ -149,6 +212,7 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, watcher
             key = str(r.status) if r.ok or r.status != 200 else "200 with a bad body"
         counts[key] = counts.get(key, 0) + 1
 
+    failed_by_kind_counts = {r.kind: {} for r in failed}
     phases = {
         "before": [r.duration for r in records if r.start < fault_at],
         "during": [r.duration for r in records if fault_at <= r.start < recovered_at],
@@ -184,6 +248,10 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, watcher
             "requests_in_window": len(window),
         })
 
+    for r in failed:
+        report_kind = str(r.status or (r.error or "?").split(":")[0])
+        failed_by_kind_counts[r.kind][report_kind] = failed_by_kind_counts[r.kind].get(report_kind, 0) + 1
+
     outage = None
     if failed:
         first_fail = min(r.start for r in failed)
@@ -203,6 +271,7 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, watcher
         "counts_by_status": counts,
         "failed": len(failed),
         "failed_requests": [r.as_dict() for r in failed[:100]],
+        "failed_by_kind": failed_by_kind_counts,
         "latency": {phase: percentiles(values) for phase, values in phases.items()},
         "max_latency_ms": round(max((r.duration for r in records), default=0) * 1000, 1),
         "slow_requests": sum(r.duration > MAX_LATENCY for r in records),
@@ -215,10 +284,10 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, watcher
     }
 
 
-def write_report(report, records):
+def write_report(report, records, writes):
     REPORTS.mkdir(parents=True, exist_ok=True)
     (REPORTS / f"{report['scenario']}.json").write_text(json.dumps(report, indent=2))
-    draw_timeline(report, records, REPORTS / f"{report['scenario']}.png")
+    draw_timeline(report, records, writes, REPORTS / f"{report['scenario']}.png")
     rows = []
     for path in sorted(REPORTS.glob("*.json")):
         if path.name == "summary.json":
@@ -236,11 +305,14 @@ def write_report(report, records):
             "fail_back_s": max((f["fail_back_s"] for f in data["fail_back"] if f["fail_back_s"] is not None),
                                default=None),
             "outage_s": data["outage_s"],
+            "writes_acknowledged": data.get("writes", {}).get("acknowledged"),
+            "writes_lost": data.get("writes", {}).get("lost"),
+            "writes_duplicated": data.get("writes", {}).get("duplicated"),
         })
     (REPORTS / "summary.json").write_text(json.dumps(rows, indent=2))
 
 
-def draw_timeline(report, records, path, bin_s=0.1):
+def draw_timeline(report, records, writes, path, bin_s=0.1):
     """Three panels sharing the time axis: requests/s and errors/s; p99 latency;
     one band per answering container (dark = no traffic), so a container going
     away and coming back is visible at a glance."""
@@ -263,6 +335,12 @@ def draw_timeline(report, records, path, bin_s=0.1):
             lanes[r.served_by or "nginx (static)"][b] += 1 / bin_s
         else:
             errors[b] += 1 / bin_s
+    acked_per_s, write_errors = [0.0] * nbins, [0.0] * nbins
+    for w in writes:
+        if w.acknowledged_at:
+            acked_per_s[min(nbins - 1, max(0, int((w.acknowledged_at - t0) / bin_s)))] += 1 / bin_s
+        if len(w.statuses) > 1 or not w.acknowledged_at:  # at least one failed attempt
+            write_errors[min(nbins - 1, max(0, int((w.first_sent - t0) / bin_s)))] += 1 / bin_s
     xs = [i * bin_s for i in range(nbins)]
     p99 = [sorted(d)[min(len(d) - 1, int(0.99 * len(d)))] if d else float("nan") for d in durations]
     smooth = [sum(total[max(0, i - 9):i + 1]) / len(total[max(0, i - 9):i + 1]) for i in range(nbins)]
@@ -272,6 +350,9 @@ def draw_timeline(report, records, path, bin_s=0.1):
     rate.plot(xs, total, color="0.75", linewidth=0.6, label="requests/s (100 ms bins)")
     rate.plot(xs, smooth, color="tab:blue", linewidth=1.4, label="requests/s (1 s mean)")
     rate.bar(xs, errors, width=bin_s, color="red", align="edge", label="errors/s")
+    acked_smooth = [sum(acked_per_s[max(0, i - 9):i + 1]) / len(acked_per_s[max(0, i - 9):i + 1]) for i in range(nbins)]
+    rate.plot(xs, acked_smooth, color="tab:purple", linewidth=1.2, label="writes acknowledged/s (1 s mean)")
+    rate.bar(xs, write_errors, width=bin_s, color="darkorange", align="edge", label="writes retried/s")
     rate.set_ylabel("requests/s")
     rate.legend(loc="lower left", fontsize=7)
     latency.plot(xs, p99, color="black", linewidth=0.7, label="p99 latency per 100 ms")
@@ -302,7 +383,16 @@ def draw_timeline(report, records, path, bin_s=0.1):
     plt.close(fig)
 
 
+def assert_no_write_lost_or_duplicated(report):
+    writes = report["writes"]
+    assert writes["sent"] > 0
+    assert writes["lost"] == 0 and writes["lost_via_api"] == 0, writes
+    assert writes["duplicated"] == 0, writes
+    assert writes["acknowledged"] == writes["sent"], writes  # every write got through, retried with its key
+
+
 def assert_no_user_visible_failure(report):
+    assert_no_write_lost_or_duplicated(report)
     assert report["requests"] >= 5000, report["requests"]
     assert report["failed"] == 0, report["failed_requests"][:10]
     assert report["slow_requests"] == 0, f"max latency {report['max_latency_ms']} ms"

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from failover import crash, restart_count, wait_restarted
+from failover import assert_no_write_lost_or_duplicated, crash, restart_count, wait_restarted
 
 OUTAGE_GOAL = 3.0
 
@@ -28,3 +28,5 @@ def test_failover_nginx_outage_is_short(scenario):
     # Failures are expected here; they must stop within the goal, and none after recovery.
     assert report["outage_s"] is not None and report["outage_s"] <= OUTAGE_GOAL, report["outage_s"]
     assert all(r["start"] < report["recovered_at"] for r in report["failed_requests"])
+    # Writes caught in the outage were retried by the client with their keys: none lost or doubled.
+    assert_no_write_lost_or_duplicated(report)

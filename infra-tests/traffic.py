@@ -50,7 +50,7 @@ def discover_static(session):
 class Traffic:
     """`with Traffic(ca_file) as traffic: ...` runs the mix in the background."""
 
-    def __init__(self, ca_file, *, rate=150.0, workers=8, min_requests=5000, max_requests=100_000,
+    def __init__(self, ca_file, *, rate=100.0, workers=8, min_requests=5000, max_requests=100_000,
                  max_seconds=240.0, progress=None, label="traffic"):
         self.ca_file, self.rate, self.workers = ca_file, rate, workers
         self.min_requests, self.max_requests, self.max_seconds = min_requests, max_requests, max_seconds
@@ -150,3 +150,91 @@ class Traffic:
                 p99 = recent[int(0.99 * (len(recent) - 1))]
                 self.progress(f"  {self.label}: {time.time() - self.started:5.1f} s, {len(records)} requests, "
                               f"{failed} failed, recent p99 {p99 * 1000:.0f} ms")
+
+
+@dataclass
+class Write:
+    key: str  # the Idempotency-Key, also the message text: unique per write
+    first_sent: float
+    acknowledged_at: float | None = None
+    message_id: int | None = None
+    attempts: int = 0
+    statuses: list | None = None  # what each attempt got: an HTTP status or an exception name
+    replayed: bool = False
+
+    def as_dict(self):
+        return asdict(self)
+
+
+class Writer:
+    """POSTs new messages with a unique Idempotency-Key each and, like a careful
+    client, retries its own failures with the SAME key (bounded: 12 attempts or
+    20 s per write), honouring Retry-After. `with Writer(...) as writer:`."""
+
+    RETRYABLE = {409, 429, 502, 503, 504}
+
+    def __init__(self, ca_file, label, *, rate=20.0, workers=2, max_writes=5000, max_seconds=240.0):
+        self.ca_file, self.label, self.rate, self.workers = ca_file, label, rate, workers
+        self.max_writes, self.max_seconds = max_writes, max_seconds
+        self.writes = []
+        self._lock, self._stop, self._threads = threading.Lock(), threading.Event(), []
+        self._counter = 0
+
+    def __enter__(self):
+        self._deadline = time.monotonic() + self.max_seconds
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._worker, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)  # a write in progress finishes its retries (bounded)
+        return list(self.writes)
+
+    def _next_key(self):
+        with self._lock:
+            self._counter += 1
+            return f"w-{self.label}-{int(time.time())}-{self._counter}-{random.getrandbits(32):08x}"
+
+    def _worker(self):
+        interval = self.workers / self.rate
+        with requests.Session() as session:
+            session.verify, session.trust_env = self.ca_file, False
+            while not self._stop.is_set() and len(self.writes) < self.max_writes and time.monotonic() < self._deadline:
+                started = time.monotonic()
+                write = Write(key=self._next_key(), first_sent=time.time(), statuses=[])
+                with self._lock:
+                    self.writes.append(write)
+                self._deliver(session, write)
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def _deliver(self, session, write):
+        give_up = time.monotonic() + 20
+        while write.attempts < 12 and time.monotonic() < give_up:
+            write.attempts += 1
+            wait = 0.2 * write.attempts
+            try:
+                response = session.post(f"{BASE_URL}/api/messages", json={"text": write.key},
+                                        headers={"Idempotency-Key": write.key}, timeout=(2, 10))
+                write.statuses.append(response.status_code)
+                if response.status_code in (200, 201):
+                    body = response.json()
+                    if body.get("text") == write.key:
+                        write.message_id, write.acknowledged_at = body["id"], time.time()
+                        write.replayed = response.headers.get("Idempotent-Replayed") == "true"
+                        return
+                    write.statuses.append("wrong body")
+                elif response.status_code not in self.RETRYABLE:
+                    return  # 4xx other than 409/429: retrying the same request cannot help
+                retry_after = response.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    wait = min(float(retry_after), 2.0)
+            except (requests.RequestException, ValueError) as exc:
+                write.statuses.append(type(exc).__name__)
+            time.sleep(wait)

@@ -1,0 +1,84 @@
+"""Clients that behave like a browser's: an EventSource-style SSE reader and a
+WebSocket client like site.js, each reconnecting by itself and recording the
+message ids it received and when each connection was made."""
+
+import json
+import ssl
+import threading
+import time
+
+import requests
+from websockets.sync.client import connect
+
+from stack import BASE_URL
+
+
+class SseClient(threading.Thread):
+    """Behaves like a browser's EventSource: reconnects after `retry` ms with Last-Event-ID."""
+
+    def __init__(self, ca_file, deadline):
+        super().__init__(daemon=True)
+        self.ca_file, self.deadline = ca_file, deadline
+        self.ids, self.connections, self.stop = set(), [], threading.Event()
+        self.last_id, self.retry = None, 1.0
+
+    def run(self):
+        with requests.Session() as session:
+            session.verify, session.trust_env = self.ca_file, False
+            while not self.stop.is_set() and time.monotonic() < self.deadline:
+                headers = {"Last-Event-ID": str(self.last_id)} if self.last_id else {}
+                try:
+                    with session.get(f"{BASE_URL}/api/messages/stream", headers=headers, stream=True,
+                                     timeout=(2, 20)) as response:
+                        self.connections.append((time.time(), response.headers.get("X-Served-By")))
+                        for line in response.iter_lines(decode_unicode=True):
+                            if self.stop.is_set():
+                                return
+                            if line.startswith("retry:"):
+                                self.retry = int(line.split(":")[1]) / 1000
+                            elif line.startswith("id:"):
+                                self.last_id = int(line.split(":")[1])
+                                self.ids.add(self.last_id)
+                except (requests.RequestException, ValueError):
+                    pass
+                time.sleep(self.retry)
+
+
+class WebSocketClient(threading.Thread):
+    """Behaves like site.js: reconnects after 500 ms and sends {"type": "resume"}."""
+
+    def __init__(self, ca_file, deadline, want_container=None):
+        super().__init__(daemon=True)
+        self.context = ssl.create_default_context(cafile=ca_file)
+        self.deadline, self.want = deadline, want_container
+        self.ids, self.connections, self.stop = set(), [], threading.Event()
+
+    def run(self):
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            try:
+                with connect("wss://127.0.0.1/ws/messages", ssl=self.context, origin="https://127.0.0.1",
+                             open_timeout=3) as sock:
+                    hello = json.loads(sock.recv(timeout=3))
+                    if self.want and not self.connections and hello["container"] != self.want:
+                        continue  # the first socket must share the SSE stream's container
+                    self.connections.append((time.time(), hello["container"]))
+                    sock.send(json.dumps({"type": "resume", "after": max(self.ids, default=0)}))
+                    while not self.stop.is_set():
+                        try:
+                            event = json.loads(sock.recv(timeout=0.5))
+                        except TimeoutError:
+                            continue
+                        if event.get("type") == "message":
+                            self.ids.add(event["message"]["id"])
+            except Exception:  # noqa: BLE001 - any disconnect: wait and reconnect, like the page
+                pass
+            time.sleep(0.5)
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
