@@ -8,7 +8,6 @@ import ssl
 import httpx
 import pytest
 import requests
-
 from stack import BASE_URL, Stack, compose
 
 

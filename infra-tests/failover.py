@@ -9,10 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-import testinfra
-
 import requests
-
+import testinfra
 from stack import APP_SERVICES, BASE_URL, compose
 from traffic import Traffic, Writer
 
@@ -279,7 +277,8 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, watcher
         "retried_by_nginx": len(retried),
         "fail_back": fail_back,
         "outage_s": outage,
-        "served_by": {host: sum(r.served_by == host for r in records) for host in sorted({r.served_by or "nginx" for r in records})},
+        "served_by": {host: sum((r.served_by or "nginx") == host for r in records)
+                      for host in sorted({r.served_by or "nginx" for r in records})},
         **{k: v for k, v in outcome.items() if k not in ("fault_end", "returning")},
     }
 

@@ -17,7 +17,8 @@ APP_SERVICES = ("wsgi", "asgi")
 
 def compose(*args, check=True, capture=False, timeout=600):
     """`docker compose` on this repository's compose.yaml, under the test project name."""
-    cmd = ["docker", "compose", "--project-directory", str(ROOT), "-f", str(ROOT / "compose.yaml"), "-p", PROJECT, *args]
+    cmd = ["docker", "compose", "--project-directory", str(ROOT), "-f", str(ROOT / "compose.yaml"),
+           "-p", PROJECT, *args]
     return subprocess.run(cmd, check=check, text=True, capture_output=capture, timeout=timeout)
 
 

@@ -8,9 +8,8 @@ import threading
 import time
 
 import requests
-from websockets.sync.client import connect
-
 from stack import BASE_URL
+from websockets.sync.client import connect
 
 
 class SseClient(threading.Thread):
@@ -52,6 +51,7 @@ class WebSocketClient(threading.Thread):
         self.context = ssl.create_default_context(cafile=ca_file)
         self.deadline, self.want = deadline, want_container
         self.ids, self.connections, self.stop = set(), [], threading.Event()
+        self.attempts = []  # (time, container or error): for the failure message
 
     def run(self):
         while not self.stop.is_set() and time.monotonic() < self.deadline:
@@ -59,7 +59,9 @@ class WebSocketClient(threading.Thread):
                 with connect("wss://127.0.0.1/ws/messages", ssl=self.context, origin="https://127.0.0.1",
                              open_timeout=3) as sock:
                     hello = json.loads(sock.recv(timeout=3))
+                    self.attempts.append((time.time(), hello["container"]))
                     if self.want and not self.connections and hello["container"] != self.want:
+                        time.sleep(0.05)
                         continue  # the first socket must share the SSE stream's container
                     self.connections.append((time.time(), hello["container"]))
                     sock.send(json.dumps({"type": "resume", "after": max(self.ids, default=0)}))
@@ -70,15 +72,15 @@ class WebSocketClient(threading.Thread):
                             continue
                         if event.get("type") == "message":
                             self.ids.add(event["message"]["id"])
-            except Exception:  # noqa: BLE001 - any disconnect: wait and reconnect, like the page
-                pass
+            except Exception as exc:  # noqa: BLE001 - any disconnect: wait and reconnect, like the page
+                self.attempts.append((time.time(), f"{type(exc).__name__}: {exc}"))
             time.sleep(0.5)
 
 
-def wait_for(condition, timeout, what):
+def wait_for(condition, timeout, what, detail=lambda: ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} {detail()}")

@@ -5,7 +5,6 @@ have no other server); the three others come back by their restart policy."""
 import time
 
 import pytest
-
 from failover import assert_no_user_visible_failure, crash, restart_count, wait_app_healthy, wait_restarted
 
 
@@ -19,7 +18,8 @@ def kill_all_but_one(stack):
     for victim in victims:
         wait_restarted(stack, victim, counts[victim.name])
     wait_app_healthy(stack)
-    return {"fault_end": fault_end, "returning": [{"host": v.attrs["Config"]["Hostname"], "down_at": down_at} for v in victims],
+    returning = [{"host": v.attrs["Config"]["Hostname"], "down_at": down_at} for v in victims]
+    return {"fault_end": fault_end, "returning": returning,
             "victims": [v.name for v in victims], "survivor": stack.containers("asgi")[1].name}
 
 

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import requests
-
 from failover import assert_no_write_lost_or_duplicated, crash, restart_count, wait_restarted
 from stack import BASE_URL
 
@@ -94,7 +93,7 @@ def test_failover_database_outage(scenario, stack, ca_file, name, fault, must_se
     unavailable = [a for a in probe.answers if a[2] not in (200, 201)]
     if must_see_outage:
         assert unavailable, "the database outage was never seen: the test did not test anything"
-    for when, method, status, body, retry_after in unavailable:
+    for _, method, status, body, retry_after in unavailable:
         assert status == 503, (method, status, body)
         assert body and body.get("reason") and "database" in body["reason"], body
         assert retry_after and retry_after.isdigit(), retry_after

@@ -4,7 +4,6 @@ this is an outage: measure it. Its restart policy must bring it back within 3 s.
 import time
 
 import pytest
-
 from failover import assert_no_write_lost_or_duplicated, crash, restart_count, wait_restarted
 
 OUTAGE_GOAL = 3.0

@@ -4,7 +4,6 @@
 import time
 
 import pytest
-
 from failover import assert_no_user_visible_failure, wait_app_healthy
 
 
@@ -18,7 +17,8 @@ def pause_for_ten_seconds(stack):
         victim.unpause()
     fault_end = time.time()
     wait_app_healthy(stack)
-    return {"fault_end": fault_end, "returning": [{"host": victim.attrs["Config"]["Hostname"], "down_at": down_at}], "victim": victim.name}
+    host = victim.attrs["Config"]["Hostname"]
+    return {"fault_end": fault_end, "returning": [{"host": host, "down_at": down_at}], "victim": victim.name}
 
 
 @pytest.mark.failover

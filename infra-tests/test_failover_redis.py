@@ -6,7 +6,6 @@ import time
 import uuid
 
 import pytest
-
 from failover import assert_no_write_lost_or_duplicated, crash, restart_count, wait_restarted
 from stack import BASE_URL
 from streams import SseClient, WebSocketClient, wait_for

@@ -4,7 +4,6 @@ IP, found by nginx through Docker's DNS."""
 import time
 
 import pytest
-
 from failover import assert_no_user_visible_failure, replace_container, wait_app_healthy
 
 

@@ -4,7 +4,6 @@ a time, each back to healthy before the next."""
 import time
 
 import pytest
-
 from failover import assert_no_user_visible_failure, wait_app_healthy
 
 

@@ -4,7 +4,6 @@ repaired by its restart policy: no user notices, and it takes traffic again."""
 import time
 
 import pytest
-
 from failover import assert_no_user_visible_failure, crash, restart_count, wait_app_healthy, wait_restarted
 
 

@@ -5,7 +5,6 @@ import threading
 import time
 
 import pytest
-
 from failover import assert_no_user_visible_failure, wait_app_healthy
 
 
@@ -24,7 +23,8 @@ def stop_and_start(stack):
         assert victim.attrs["State"]["ExitCode"] == 0, f"{victim.name} did not exit cleanly on SIGTERM"
         victim.start()
     wait_app_healthy(stack)
-    return {"fault_end": fault_end, "returning": [{"host": v.attrs["Config"]["Hostname"], "down_at": down_at} for v in victims],
+    returning = [{"host": v.attrs["Config"]["Hostname"], "down_at": down_at} for v in victims]
+    return {"fault_end": fault_end, "returning": returning,
             "victims": [v.name for v in victims]}
 
 

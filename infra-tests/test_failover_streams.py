@@ -9,7 +9,6 @@ import time
 import uuid
 
 import pytest
-
 from failover import REPORTS, crash, restart_count, wait_app_healthy, wait_restarted
 from stack import BASE_URL
 from streams import SseClient, WebSocketClient, wait_for
@@ -25,7 +24,8 @@ def test_failover_streams_reconnect_and_miss_nothing(stack, http, ca_file, progr
     victim_host = sse.connections[0][1]
     ws = WebSocketClient(ca_file, deadline, want_container=victim_host)
     ws.start()
-    wait_for(lambda: ws.connections, 10, "a WebSocket on the same container")
+    wait_for(lambda: ws.connections, 15, "a WebSocket on the same container",
+             lambda: f"(SSE connections: {sse.connections}; WebSocket attempts: {ws.attempts[-12:]})")
     victim = stack.app_hostnames("asgi")[victim_host]
     progress(f"[stream-reconnect] SSE and WebSocket on {victim_host}; crashing it")
 

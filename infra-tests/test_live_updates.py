@@ -7,9 +7,8 @@ import threading
 import time
 import uuid
 
-from websockets.sync.client import connect
-
 from stack import BASE_URL
+from websockets.sync.client import connect
 
 
 def post_through_wsgi(stack, http, text):

@@ -6,7 +6,6 @@ import subprocess
 import uuid
 
 import pytest
-
 from stack import BASE_URL, PROJECT, ROOT, compose
 
 

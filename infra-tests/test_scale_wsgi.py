@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 import requests
-
 from stack import BASE_URL, compose
 
 

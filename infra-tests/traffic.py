@@ -10,7 +10,6 @@ import time
 from dataclasses import asdict, dataclass
 
 import requests
-
 from stack import BASE_URL
 
 
@@ -182,7 +181,7 @@ class Writer:
 
     def __enter__(self):
         self._deadline = time.monotonic() + self.max_seconds
-        for n in range(self.workers):
+        for _ in range(self.workers):
             thread = threading.Thread(target=self._worker, daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -1,7 +1,6 @@
+from board import views
 from django.contrib import admin
 from django.urls import path
-
-from board import views
 
 urlpatterns = [
     path("", views.home, name="home"),
