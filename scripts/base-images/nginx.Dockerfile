@@ -5,6 +5,7 @@
 # Check-Valid-Until=false), pinned to this one package.
 FROM djangostack/debian-rootfs:trixie
 ARG TAG
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN groupadd --system --gid 101 nginx \
  && useradd --system --uid 101 --gid nginx --home-dir /nonexistent --shell /usr/sbin/nologin nginx \
  && echo 'deb http://deb.debian.org/debian sid main' > /etc/apt/sources.list.d/sid.list \

@@ -3,6 +3,7 @@
 # POSTGRES_USER / POSTGRES_DB / POSTGRES_PASSWORD_FILE, pg_isready, SIGINT stop.
 FROM djangostack/debian-rootfs:trixie
 ARG TAG
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN groupadd --system --gid 999 postgres \
  && useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql --shell /bin/bash postgres \
  && mkdir -p /etc/postgresql-common/createcluster.d \

@@ -3,6 +3,7 @@
 # the command line, so no config file is needed.
 FROM djangostack/debian-rootfs:trixie
 ARG TAG
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN groupadd --system --gid 999 redis \
  && useradd --system --uid 999 --gid redis --home-dir /data --shell /usr/sbin/nologin redis \
  && apt-get update \
