@@ -19,3 +19,19 @@ def test_nginx_is_new_enough_for_upstream_resolve(stack):
     assert version, "no version from nginx -v"
     assert tuple(map(int, version.groups())) >= (1, 27, 3)
     assert "--with-http_v2_module" in host.run("nginx -V").stderr
+
+
+def test_gixy_finds_nothing(stack):
+    """gixy (the nginx configuration analyser) on the configuration nginx really
+    loaded (`nginx -T`, every include expanded)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    loaded = stack.container("nginx").exec_run(["nginx", "-T"], stdout=True, stderr=False)
+    dump = loaded.output.decode()
+    assert loaded.exit_code == 0 and "server {" in dump
+    gixy = Path(sys.executable).parent / "gixy"
+    result = subprocess.run([str(gixy), "-"], input=dump, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No issues found" in result.stdout, result.stdout
