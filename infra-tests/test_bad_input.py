@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
-
 from stack import BASE_URL
 from traffic import Traffic
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 REPORT = Path(__file__).resolve().parent / "reports" / "badinput.json"
 LEAKS = ("Traceback", "nginx/", "Django", "psycopg", "File \"/")
@@ -60,16 +59,16 @@ def raw_request(ca_file, data):
     return b"".join(chunks).decode(errors="replace")
 
 
-def check(name, expected, call):
+def check(name, expected, call, limit=5.0):
     started = time.monotonic()
     got, text = call()
     seconds = time.monotonic() - started
     leaked = [word for word in LEAKS if word in (text or "")]
-    ok = got == expected and not leaked and seconds < 5
+    ok = got == expected and not leaked and seconds < limit
     record(name, expected, got, seconds, ok)
     assert got == expected, (name, got)
     assert not leaked, (name, leaked)
-    assert seconds < 5, (name, seconds)
+    assert seconds < limit, (name, seconds)
 
 
 def status_of(response):
@@ -136,7 +135,8 @@ def test_path_traversal_finds_nothing(background, ca_file, path):
 
 def test_invalid_utf8_in_path_is_not_a_server_error(background, ca_file):
     def call():
-        text = raw_request(ca_file, b"GET /api/\xff\xfe/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        request = b"GET /api/\xff\xfe/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        text = raw_request(ca_file, request)
         status = int(text.split()[1]) if text.startswith("HTTP/") else 0
         return ("client error" if 400 <= status < 500 else status), text
     check("invalid UTF-8 in path", "client error", call)
@@ -224,4 +224,4 @@ def test_slow_clients_do_not_starve_normal_ones(background, ca_file, http):
             t.join(timeout=5)
         served = statuses == [200] * 20 and elapsed < 5
         return ("served" if served else f"{statuses} in {elapsed:.1f} s"), ""
-    check("slow clients (slowloris)", "served", call)
+    check("slow clients (slowloris)", "served", call, limit=20)  # the class itself lasts about 7 s

@@ -7,10 +7,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from sslyze import Scanner, ServerNetworkLocation, ServerScanRequest, ServerScanStatusEnum
-from sslyze.mozilla_tls_profile.mozilla_config_checker import (
-    MozillaTlsConfigurationChecker,
-    MozillaTlsConfigurationEnum,
-    ServerNotCompliantWithMozillaTlsConfiguration,
+from sslyze.mozilla_tls_profile.tls_config_checker import (
+    MozillaTlsConfiguration,
+    ServerNotCompliantWithTlsConfiguration,
+    TlsConfigurationEnum,
+    check_server_against_tls_configuration,
 )
 
 
@@ -24,11 +25,11 @@ def scan(stack):
 
 
 def test_mozilla_intermediate_profile(scan):
-    checker = MozillaTlsConfigurationChecker.get_default()
+    profile = MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE)
     try:
-        checker.check_server(against_config=MozillaTlsConfigurationEnum.INTERMEDIATE, server_scan_result=scan)
+        check_server_against_tls_configuration(server_scan_result=scan, tls_config_to_check_against=profile)
         issues = {}
-    except ServerNotCompliantWithMozillaTlsConfiguration as error:
+    except ServerNotCompliantWithTlsConfiguration as error:
         issues = error.issues
     # A self-signed certificate cannot chain to a public root; with your own
     # certificate in nginx/certs/ that check passes too. Nothing else may fail.
