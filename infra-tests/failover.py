@@ -273,6 +273,8 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, watcher
         "latency": {phase: percentiles(values) for phase, values in phases.items()},
         "max_latency_ms": round(max((r.duration for r in records), default=0) * 1000, 1),
         "slow_requests": sum(r.duration > MAX_LATENCY for r in records),
+        "slowest_requests": [dict(r.as_dict(), since_fault_s=round(r.start - fault_at, 3))
+                             for r in sorted(records, key=lambda r: -r.duration)[:5]],
         "time_to_detect_s": time_to_detect,
         "retried_by_nginx": len(retried),
         "fail_back": fail_back,
