@@ -87,6 +87,18 @@ def wait_restarted(stack, container, count_before, timeout=90):
     raise AssertionError(f"{container.name} was not restarted by its restart policy within {timeout} s")
 
 
+def crash_single_service(stack, service):
+    """Crash the one container of `service`, wait until its restart policy has it
+    back and healthy. Returns (time the crash was done, restart count after)."""
+    container = stack.container(service)
+    count = restart_count(container)
+    crash(container)
+    crashed_at = time.time()
+    wait_restarted(stack, container, count)
+    stack.wait_healthy(service, 1)
+    return crashed_at, restart_count(container)
+
+
 # --- one scenario ------------------------------------------------------------------------------
 
 def run_scenario(name, description, stack, ca_file, fault, progress, before=3.0, after=5.0):

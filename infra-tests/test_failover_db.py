@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from failover import assert_no_write_lost_or_duplicated, crash, restart_count, wait_restarted
+from failover import assert_no_write_lost_or_duplicated, crash_single_service, restart_count
 from stack import BASE_URL
 
 RECOVERY_GOAL = 10.0
@@ -45,10 +45,7 @@ class Probe(threading.Thread):
 
 def sigkill_db(stack):
     """A crash: SIGKILL of the main process; the restart policy brings it back (in well under a second)."""
-    db = stack.container("db")
-    count = restart_count(db)
-    crash(db)
-    wait_restarted(stack, db, count)
+    crash_single_service(stack, "db")
 
 
 def stop_db_for_three_seconds(stack):

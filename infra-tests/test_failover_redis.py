@@ -6,7 +6,7 @@ import time
 import uuid
 
 import pytest
-from failover import assert_no_write_lost_or_duplicated, crash, restart_count, wait_restarted
+from failover import assert_no_write_lost_or_duplicated, crash_single_service
 from stack import BASE_URL
 from streams import SseClient, WebSocketClient, wait_for
 
@@ -22,12 +22,7 @@ def test_failover_redis_crash(scenario, stack, ca_file, http):
     wait_for(lambda: sse.connections and ws.connections, 10, "SSE and WebSocket clients")
 
     def kill_redis(stack):
-        redis = stack.container("redis")
-        count = restart_count(redis)
-        crash(redis)
-        fault_end = time.time()
-        wait_restarted(stack, redis, count)
-        stack.wait_healthy("redis", 1)
+        fault_end, _ = crash_single_service(stack, "redis")
         return {"fault_end": fault_end, "returning": [], "redis_healthy_at": time.time()}
 
     report = scenario("sigkill-redis", "SIGKILL of Redis's main process (restart policy brings it back)", kill_redis)

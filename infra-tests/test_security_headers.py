@@ -31,6 +31,18 @@ def test_security_headers_on_every_response(http):
         assert "Traceback" not in response.text and "nginx/" not in response.text, name
 
 
+def test_error_pages_are_the_projects_own(http):
+    """nginx's own 4xx answers are short JSON; Django's error pages are the app's templates."""
+    missing_static = http.get(f"{BASE_URL}/static/no-such-file.css", timeout=5)
+    assert missing_static.status_code == 404
+    assert missing_static.json() == {"error": "not_found", "reason": "nothing here"}
+    too_big = http.post(f"{BASE_URL}/api/messages", data=b"x" * (2 * 1024 * 1024), timeout=10,
+                        headers={"Content-Type": "application/json"})
+    assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
+    app_404 = http.get(f"{BASE_URL}/no-such-page", timeout=5)
+    assert app_404.status_code == 404 and "Back to the message board" in app_404.text
+
+
 def test_redirect_hides_the_version_too(http):
     response = http.get(f"{HTTP_URL}/", allow_redirects=False, timeout=5)
     assert response.status_code == 308
