@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# Shared helpers for the scripts in this folder. Sourced, never run.
+# Shared helpers for the scripts in this folder. Sourced, never run; the same
+# strict mode as every caller, so a helper fails the same way wherever it is used.
+set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
