@@ -32,6 +32,15 @@ def test_html_form_posts_with_csrf_and_the_page_shows_it(http):
     assert text in http.get(f"{BASE_URL}/", timeout=5).text
 
 
+def test_html_form_rejects_an_empty_message_and_shows_why(http):
+    page = http.get(f"{BASE_URL}/", timeout=5)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    response = http.post(f"{BASE_URL}/messages", data={"text": "   ", "csrfmiddlewaretoken": token},
+                         headers={"Referer": f"{BASE_URL}/"}, allow_redirects=False, timeout=5)
+    assert response.status_code == 400
+    assert "text must be a non-empty string" in response.text and "Message board" in response.text
+
+
 def test_api_rejects_bad_json_with_a_json_error(http):
     response = http.post(f"{BASE_URL}/api/messages", data="{not json", timeout=5,
                          headers={"Content-Type": "application/json"})

@@ -18,7 +18,6 @@ def test_gunicorn_master_and_workers(stack):
         procs = [p for p in commands(container) if "gunicorn" in p]
         # one master plus at least two workers (gunicorn.conf.py: workers=2)
         assert len(procs) >= 3, (container.name, procs)
-        assert container.attrs["State"]["Pid"] and procs
 
 
 def test_uvicorn_runs(stack):

@@ -45,25 +45,27 @@ def int_param(request, name, default=None):
         return default
 
 
-@require_safe
-def home(request):
+def render_board(request, status=200, error=None):
     context = {
         "messages": Message.objects.all()[:20],
         "container": settings.CONTAINER_NAME,
         "server_kind": settings.SERVER_KIND,
         "max_text": MAX_TEXT,
+        "error": error,
     }
-    return render(request, "board/home.html", context)
+    return render(request, "board/home.html", context, status=status)
+
+
+@require_safe
+def home(request):
+    return render_board(request)
 
 
 @require_POST
 def create_message_form(request):
     text, problem = clean_text(request.POST.get("text"))
     if problem:
-        return render(request, "board/home.html", {"error": problem, "messages": Message.objects.all()[:20],
-                                                   "container": settings.CONTAINER_NAME,
-                                                   "server_kind": settings.SERVER_KIND,
-                                                   "max_text": MAX_TEXT}, status=400)
+        return render_board(request, status=400, error=problem)
     create(text)
     return HttpResponseRedirect("/", status=303)
 
