@@ -22,6 +22,28 @@ def post_through_wsgi(stack, http, text):
     raise AssertionError("no POST reached a gunicorn container in 12 tries")
 
 
+@contextlib.contextmanager
+def posted_later(delay, stack, http, text):
+    """POST through gunicorn `delay` seconds from now, in a thread that is joined (and
+    whose error is raised) before the test ends, so no write leaks into the next test."""
+    outcome = {}
+
+    def post():
+        try:
+            outcome["message"] = post_through_wsgi(stack, http, text)
+        except BaseException as error:  # handed to the test's thread below
+            outcome["error"] = error
+
+    timer = threading.Timer(delay, post)
+    timer.start()
+    try:
+        yield outcome
+    finally:
+        timer.join(timeout=70)  # bounded: 12 POSTs with a 5 s timeout each
+    if "error" in outcome:
+        raise outcome["error"]
+
+
 def test_websocket_clients_receive_a_message_posted_through_another_container(stack, http, ca_file):
     context = ssl.create_default_context(cafile=ca_file)
     with contextlib.ExitStack() as opened:
@@ -45,12 +67,12 @@ def test_sse_stream_delivers_a_new_message(stack, http):
         assert stream.status_code == 200
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         assert stream.headers["X-Served-By"] in stack.app_hostnames("asgi")
-        threading.Timer(0.5, lambda: post_through_wsgi(stack, http, text)).start()
         found = False
-        for line in stream.iter_lines(decode_unicode=True):  # bounded: 10 s read timeout
-            if line.startswith("data:") and text in line:
-                found = True
-                break
+        with posted_later(0.5, stack, http, text):
+            for line in stream.iter_lines(decode_unicode=True):  # bounded: 10 s read timeout
+                if line.startswith("data:") and text in line:
+                    found = True
+                    break
         assert found
 
 
@@ -58,9 +80,11 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(stack, http):
     latest = http.get(f"{BASE_URL}/api/messages", params={"limit": 1}, timeout=5).json()["messages"]
     after = latest[0]["id"] if latest else 0
     text = f"poll {uuid.uuid4()}"
-    threading.Timer(1.0, lambda: post_through_wsgi(stack, http, text)).start()
-    started = time.monotonic()
-    response = http.get(f"{BASE_URL}/api/messages/poll", params={"after": after, "timeout": 20}, timeout=25)
+    with posted_later(1.0, stack, http, text):
+        started = time.monotonic()
+        response = http.get(f"{BASE_URL}/api/messages/poll", params={"after": after, "timeout": 20}, timeout=25)
+        elapsed = time.monotonic() - started
     assert response.status_code == 200
-    assert any(text in m["text"] for m in response.json()["messages"])
-    assert time.monotonic() - started < 15  # answered by the event, not by the timeout
+    texts = [m["text"] for m in response.json()["messages"]]
+    assert any(text in t for t in texts), f"the poll after id {after} answered {texts}"
+    assert elapsed < 15  # answered by the event, not by the timeout
