@@ -42,3 +42,29 @@ ensure_secrets() {
     chmod 644 "$dir/$name"
   done
 }
+
+need_root() { [[ $EUID -eq 0 ]] || die "$1 needs root (re-run as root, or do it yourself: $2)"; }
+
+# Debian packages for the host (the engine, debootstrap, wrk), from the host's own apt sources.
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null || die "this machine has no apt-get: install $* by hand (the scripts support Debian-like hosts)"
+  need_root "installing $*" "apt-get install $*"
+  if [[ $apt_updated -eq 0 ]]; then log "apt-get update"; apt-get update -qq; apt_updated=1; fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The infra-tests environment (pytest, the linters, the benchmark's libraries): a venv
+# with the locked versions, rebuilt when the lock file changes.
+ensure_test_venv() {
+  local venv="$ROOT/infra-tests/.venv" lock="$ROOT/infra-tests/requirements.lock"
+  local stamp="$venv/.lock-sha256"
+  if [[ ! -x "$venv/bin/pytest" || "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum < "$lock")" ]]; then
+    log "installing the test environment into infra-tests/.venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    PIP_CERT="${PIP_CA_BUNDLE:-}" "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$lock"
+    sha256sum < "$lock" > "$stamp"
+  fi
+}
