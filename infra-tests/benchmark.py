@@ -98,10 +98,16 @@ def summarise(spec, runs):
     }
 
 
+SHORT = {1: "edge: through nginx ÷ straight to gunicorn", 2: "static: nginx ÷ Django",
+         "3a": "TLS on keep-alive: HTTPS ÷ HTTP", "3b": "TLS handshakes: resumed ÷ full",
+         4: "gunicorn ÷ CGI", 5: "waiting clients: uvicorn ÷ gunicorn", 6: "database page ÷ trivial page"}
+
+
 def row(number, name, a, b, unit, ratio_means, note=""):
     return {
         "row": number,
         "name": name,
+        "short": SHORT[number],
         "a": a,
         "b": b,
         "unit": unit,
@@ -172,7 +178,7 @@ def handshake_row(args, static_path):
     if a["resumed"] < a["connections"] - len(results[True]) or b["resumed"]:
         raise SystemExit(f"bench: resumption did not behave: {a['resumed']} resumed of {a['connections']}, "
                          f"{b['resumed']} in the full series")
-    return row("3b", "TLS: resumed vs full handshakes", a, b, "handshakes/s",
+    return row("3b", "TLS handshakes: resumed vs full", a, b, "handshakes/s",
                "new connections/s with a resumed session ÷ with a full handshake",
                "sequential TCP+TLS 1.3 set-up, client and server on the same host; nginx's shared session cache")
 
@@ -443,16 +449,17 @@ def chart(rows, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['row']}. {r['name'].split(':')[0]}" for r in rows]
-    ratios = [r["ratio"] or 0 for r in rows]  # None: B measured zero (the table says so)
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(rows) + 1.5))
-    bars = ax.barh(labels[::-1], ratios[::-1], color="#3b6ea5")
+    shown = rows[::-1]  # first row on top
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.6))
+    ratios = [r["ratio"] or 0 for r in shown]  # None: B measured zero (the table says so)
+    colours = ["#3b6ea5" if ratio >= 1 else "#c8702a" for ratio in ratios]
+    bars = ax.barh([f"{r['row']}. {r['short']}" for r in shown], ratios, color=colours)
     ax.set_xscale("log")
+    ax.set_xlim(min([0.1, *[x for x in ratios if x]]) / 2, max([10, *ratios]) * 6)
     ax.axvline(1, color="black", linewidth=0.8)
-    for bar, r in zip(bars, rows[::-1], strict=True):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {ratio_text(r)}  ({r['ratio_means']})",
-                va="center", fontsize=7)
-    ax.set_xlabel("ratio A/B (log scale; 1 = no difference)")
+    for bar, r in zip(bars, shown, strict=True):
+        ax.text(bar.get_width() * 1.1, bar.get_y() + bar.get_height() / 2, ratio_text(r), va="center", fontsize=8)
+    ax.set_xlabel("ratio A ÷ B, measured side by side (log scale; 1 = no difference)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -35,3 +35,14 @@ def test_gixy_finds_nothing(stack):
     result = subprocess.run([str(gixy), "-"], input=dump, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No issues found" in result.stdout, result.stdout
+
+
+def test_site_nginx_loads_nothing_from_conf_d(stack):
+    """conf.d/ is an extension point, empty in the image: the bench's plain-HTTP server
+    and CGI route (nginx/bench/) exist only in the bench-edge container."""
+    host = testinfra.get_host(f"docker://{stack.container('nginx').id}")
+    assert host.file("/etc/nginx/conf.d").is_directory
+    assert host.file("/etc/nginx/conf.d").listdir() == []
+    dump = host.run("nginx -T").stdout
+    assert "# configuration file /etc/nginx/conf.d/" not in dump
+    assert "fastcgi_pass" not in dump and "listen 8081" not in dump
