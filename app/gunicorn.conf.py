@@ -4,7 +4,11 @@ import os
 
 bind = "0.0.0.0:8000"
 # gthread: a few processes with threads each; threads overlap the waits on
-# PostgreSQL. Tuned for this 2-core machine by scripts/bench.
+# PostgreSQL. Shape measured by `scripts/bench --tune` on this 2-core machine (one
+# CPU per container), requests/s on the home page / the messages JSON, two runs:
+# 2x4 413/774 and 409/730; 1x8 308/623 (one process: every thread shares one GIL);
+# 4x2 395/657; 2x8 403/606 (more threads only queue for the GIL); 4x4 423/683,
+# no better for twice the processes and memory. So 2 workers x 4 threads.
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
