@@ -43,12 +43,10 @@ def progress(text):
 
 # --- wrk ------------------------------------------------------------------------------------
 
-def wrk(url, seconds, connections, headers=()):
+def wrk(url, seconds, connections):
     """One wrk run: requests/s and latency percentiles (ms). Errors are counted, not hidden."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_REPORT)]
-    for header in headers:
-        command += ["-H", header]
-    out = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_REPORT), url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     raw = json.loads(out.strip().splitlines()[-1])
     errors = sum(raw["errors"].values())
     return {
@@ -74,7 +72,7 @@ def check(url, expect_header=None, absent_header=None):
 def side_by_side(a, b, seconds, rounds, connections):
     """A, B, B, A, ...: alternating so that drift on a shared host hits both sides alike."""
     for spec in (a, b):  # warm-up, not counted: connections, caches, lazy imports
-        wrk(spec["url"], 1, connections, spec.get("headers", ()))
+        wrk(spec["url"], 1, connections)
     runs = {"a": [], "b": []}
     order = []
     for r in range(rounds):
@@ -82,7 +80,7 @@ def side_by_side(a, b, seconds, rounds, connections):
     for side in order:
         spec = a if side == "a" else b
         progress(f"{spec['label']}: {seconds} s, {connections} connections")
-        runs[side].append(wrk(spec["url"], seconds, connections, spec.get("headers", ())))
+        runs[side].append(wrk(spec["url"], seconds, connections))
     return [summarise(spec, runs[side]) for side, spec in (("a", a), ("b", b))]
 
 
@@ -420,10 +418,8 @@ def machine():
             "python": platform.python_version(), "wrk": wrk_version}
 
 
-def fmt(value, unit):
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if unit != "clients" or value >= 1 else f"{value:g}"
+def fmt(value):
+    return "-" if value is None else f"{value:,.1f}" if value < 10 else f"{value:,.0f}"
 
 
 def ratio_text(r):
@@ -438,8 +434,8 @@ def table(rows):
         def lat(ms):
             return "-" if ms["p50"] is None else f"{ms['p50']:.1f} / {ms['p99']:.1f}"
         lines.append(
-            f"| {r['row']} | {r['name']} | {a['label']}: {fmt(a['value'], r['unit'])} {r['unit']} "
-            f"| {b['label']}: {fmt(b['value'], r['unit'])} {r['unit']} "
+            f"| {r['row']} | {r['name']} | {a['label']}: {fmt(a['value'])} {r['unit']} "
+            f"| {b['label']}: {fmt(b['value'])} {r['unit']} "
             f"| **{ratio_text(r)}** | {lat(a['latency_ms'])} | {lat(b['latency_ms'])} |")
     return "\n".join(lines)
 
