@@ -105,12 +105,38 @@ async def messages_after(after, limit=PAGE_SIZE):
     return [m.as_dict() async for m in Message.objects.filter(id__gt=after).order_by("id")[:limit]]
 
 
+# Waiting clients hold no database connection. Under uvicorn each request has a
+# thread and a connection of its own (CONN_MAX_AGE=0), held until the request ends,
+# so a poll that waits 30 s would hold one that PostgreSQL (max_connections=100)
+# cannot give anyone else: scripts/bench's long-poll row saw "too many clients" at
+# ~90 waiting clients. Django's own clean-up closes connections past CONN_MAX_AGE,
+# which at 0 (uvicorn) is all of them, and leaves gunicorn's persistent ones alone.
+def release_database_connection_now():
+    close_old_connections()
+
+
+async def release_database_connection():
+    """For an async view about to wait: runs in the request's ORM thread."""
+    await sync_to_async(release_database_connection_now)()
+
+
+def _messages_after_then_release(after):
+    rows = [m.as_dict() for m in Message.objects.filter(id__gt=after).order_by("id")[:PAGE_SIZE]]
+    release_database_connection_now()
+    return rows
+
+
+def _latest_id_then_release():
+    last = Message.objects.order_by("-id").only("id").first()
+    release_database_connection_now()
+    return last.id if last else 0
+
+
 # Reads about to start, by `after`: the waiting polls that one event wakes all ask
 # the same question at once, so the database answers it once per container. A caller
 # joins only a read that has not started yet, so the read cannot predate the event or
 # subscription the caller is reacting to. Hand-written because it is a dozen lines;
-# without it, scripts/bench's long-poll row saw "too many clients" from PostgreSQL
-# (max_connections=100) at 100 waiting clients.
+# without it, every woken poll opened a connection of its own at the same moment.
 _pending_reads = {}
 READ_GATHER_SECONDS = 0.005  # how long a read waits for others to join it
 
@@ -128,21 +154,7 @@ async def shared_messages_after(after):
 async def _gathered_read(key, after):
     await asyncio.sleep(READ_GATHER_SECONDS)
     del _pending_reads[key]  # from here on, a new caller needs a new read
-    return await messages_after(after)
-
-
-async def release_database_connection():
-    """Before a long wait. Under uvicorn each request has a thread and a connection of
-    its own (CONN_MAX_AGE=0), held until the request ends; a client that waits 30 s
-    would hold one that PostgreSQL cannot give anyone else. Django's own clean-up,
-    run in this request's ORM thread: it closes connections past CONN_MAX_AGE, which
-    at 0 (uvicorn) is all of them, and leaves gunicorn's persistent ones alone."""
-    await sync_to_async(close_old_connections)()
-
-
-async def latest_id():
-    last = await Message.objects.order_by("-id").only("id").afirst()
-    return last.id if last else 0
+    return await sync_to_async(_messages_after_then_release)(after)
 
 
 @require_safe
@@ -150,23 +162,22 @@ async def api_messages_poll(request):
     """Long-poll: answers as soon as a message newer than `after` exists, or with
     an empty list after `timeout` seconds (default and maximum 30)."""
     after = int_param(request, "after")
-    if after is None:
-        after = await latest_id()
     try:
         timeout = min(max(float(request.GET.get("timeout", LONG_POLL_MAX)), 0.0), LONG_POLL_MAX)
     except ValueError:
         return json_error(400, "invalid_timeout", "timeout must be a number of seconds")
     started = time.monotonic()
-    found = await shared_messages_after(after)
-    if not found and timeout > 0:
+    if after is None:
+        after = await sync_to_async(_latest_id_then_release)()
+    if timeout == 0:
+        found = await shared_messages_after(after)
+    else:
+        # Subscribed first, then read: a write that commits after the read began is
+        # announced on the subscription, so nothing falls between the two.
         async with Subscription() as sub:
-            # Read again once subscribed: a write between the first read and the
-            # subscription would otherwise be missed.
             found = await shared_messages_after(after)
-            if not found:
-                await release_database_connection()
-                if await sub.next(timeout) is not None:
-                    found = await shared_messages_after(after)
+            if not found and await sub.next(timeout) is not None:
+                found = await shared_messages_after(after)
     # `waited`: how long the server held this poll (a queued request waited elsewhere).
     return JsonResponse({"after": after, "messages": found, "waited": round(time.monotonic() - started, 3)})
 
