@@ -24,9 +24,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+from stack import ROOT, compose
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 WRK_REPORT = HERE / "wrk_report.lua"
 
 # The bench profile's published ports (compose.yaml), all on 127.0.0.1.
@@ -305,7 +305,8 @@ def run(args):
     django_static = f"/django-static/{static_path.removeprefix('/static/')}"
     check(f"{EDGE_HTTPS}{static_path}", absent_header="X-Served-By")
     check(f"{EDGE_HTTPS}{django_static}", expect_header=("X-Served-By", "Django"))
-    check(f"{EDGE_HTTP}/cgi/api/whoami", expect_header=("X-Served-By", "Django under CGI"))
+    if check(f"{EDGE_HTTP}/cgi/api/whoami").json()["server"] != "cgi":
+        raise SystemExit("bench: /cgi/api/whoami was not answered by the CGI program")
 
     def edge():
         return throughput_row(
@@ -366,13 +367,6 @@ def run(args):
     return rows
 
 
-def compose(*arguments, env=None):
-    command = ["docker", "compose", "--project-directory", str(ROOT), "-f", str(ROOT / "compose.yaml"),
-               "--profile", "bench", *arguments]
-    subprocess.run(command, check=True, env={**os.environ, **(env or {})}, timeout=300,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 def tune(args):
     """gunicorn's shape (workers x threads) on this machine: the bench-wsgi container is
     recreated with each shape and measured straight, on the page mix that matters."""
@@ -381,8 +375,8 @@ def tune(args):
     try:
         for workers, threads in shapes:
             progress(f"tuning: gunicorn {workers} workers x {threads} threads")
-            compose("up", "--detach", "--wait", "--no-deps", "bench-wsgi",
-                    env={"BENCH_GUNICORN_WORKERS": str(workers), "BENCH_GUNICORN_THREADS": str(threads)})
+            compose("--profile", "bench", "up", "--detach", "--wait", "--no-deps", "bench-wsgi", capture=True,
+                    timeout=300, env={"BENCH_GUNICORN_WORKERS": str(workers), "BENCH_GUNICORN_THREADS": str(threads)})
             whoami = check(f"{WSGI_DIRECT}/api/whoami").json()
             result = {"workers": workers, "threads": threads, "container": whoami["container"]}
             for name, path in (("home page", "/"), ("messages JSON", "/api/messages?limit=20")):
@@ -390,7 +384,8 @@ def tune(args):
                 result[name] = summarise({"label": name, "url": path}, runs)
             results.append(result)
     finally:
-        compose("up", "--detach", "--wait", "--no-deps", "bench-wsgi")  # back to the configured shape
+        # Back to the configured shape.
+        compose("--profile", "bench", "up", "--detach", "--wait", "--no-deps", "bench-wsgi", capture=True, timeout=300)
     return results
 
 

@@ -150,11 +150,9 @@ def audit_writes(stack, ca_file, name, writes):
                     if m["text"].startswith(prefix):
                         via_api.setdefault(m["text"], []).append(m["id"])
                 after = page[-1]["id"]
-    code, out = stack.exec("db", ["psql", "-U", "app", "-d", "app", "-tA", "-F", "\t", "-c",
-                                  f"SELECT id, text FROM board_message WHERE text LIKE '{prefix}%'"])
-    assert code == 0, out
+    rows = stack.sql(f"SELECT id, text FROM board_message WHERE text LIKE '{prefix}%'")
     in_db = {}
-    for line in out.splitlines():
+    for line in rows.splitlines():
         if "\t" in line:
             ident, text = line.split("\t", 1)
             in_db.setdefault(text, []).append(int(ident))

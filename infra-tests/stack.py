@@ -15,11 +15,13 @@ HTTP_URL = "http://127.0.0.1"
 APP_SERVICES = ("wsgi", "asgi")
 
 
-def compose(*args, check=True, capture=False, timeout=600):
-    """`docker compose` on this repository's compose.yaml, under the test project name."""
+def compose(*args, check=True, capture=False, timeout=600, env=None):
+    """`docker compose` on this repository's compose.yaml, under the test project name
+    (or COMPOSE_PROJECT_NAME's); `env` adds variables for compose.yaml to read."""
     cmd = ["docker", "compose", "--project-directory", str(ROOT), "-f", str(ROOT / "compose.yaml"),
            "-p", PROJECT, *args]
-    return subprocess.run(cmd, check=check, text=True, capture_output=capture, timeout=timeout)
+    return subprocess.run(cmd, check=check, text=True, capture_output=capture, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
 
 
 class Stack:
@@ -48,6 +50,13 @@ class Stack:
     def exec(self, service, command, user=None):
         result = self.container(service).exec_run(command, user=user or "")
         return result.exit_code, result.output.decode(errors="replace")
+
+    def sql(self, query):
+        """`query` run by psql inside the db container, as the app's role: the rows as
+        text, one per line, columns separated by tabs."""
+        code, out = self.exec("db", ["psql", "-U", "app", "-d", "app", "-tA", "-F", "\t", "-c", query])
+        assert code == 0, out
+        return out.strip()
 
     def wait_healthy(self, service, count, timeout=90):
         deadline = time.monotonic() + timeout

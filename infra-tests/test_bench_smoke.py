@@ -11,7 +11,7 @@ from stack import PROJECT, ROOT
 ROWS = [1, 2, "3a", "3b", 4, 5, 6]
 
 
-def test_bench_smoke_measures_every_row_and_writes_its_reports(stack, tmp_path):
+def test_bench_smoke_measures_every_row_writes_its_reports_and_cleans_up(stack, tmp_path):
     out = tmp_path / "bench"
     run = subprocess.run(["bash", str(ROOT / "scripts" / "bench"), "--smoke", "--out", str(out)],
                          env={**os.environ, "COMPOSE_PROJECT_NAME": PROJECT},
@@ -28,9 +28,7 @@ def test_bench_smoke_measures_every_row_and_writes_its_reports(stack, tmp_path):
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| **" in run.stdout  # the table was printed
 
-
-def test_bench_containers_are_gone_afterwards(stack):
-    """The bench-only containers (published loopback ports, SSL redirect off) never
-    outlive a bench run."""
-    names = {c.labels["com.docker.compose.service"] for c in stack.containers(all=True)}
+    # The bench-only containers (published loopback ports, SSL redirect off) never
+    # outlive a bench run.
+    names = {stack.service_of(c) for c in stack.containers(all=True)}
     assert not names & {"bench-edge", "bench-wsgi", "bench-asgi", "bench-cgi"}, names

@@ -13,10 +13,17 @@ def post(http, text, key):
 
 
 def count_in_db(stack, text):
-    code, out = stack.exec("db", ["psql", "-U", "app", "-d", "app", "-tAc",
-                                  f"SELECT count(*) FROM board_message WHERE text = '{text}'"])
-    assert code == 0, out
-    return int(out.strip())
+    return int(stack.sql(f"SELECT count(*) FROM board_message WHERE text = '{text}'"))
+
+
+def wait_for_advisory_lock(stack, timeout=10):
+    """Until psql in the holder thread has the lock (docker exec can be slow to start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if int(stack.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"psql did not take the advisory lock within {timeout} s")
 
 
 def test_repeat_with_same_key_and_payload_replays_and_writes_nothing(stack, http):
@@ -45,7 +52,7 @@ def test_same_key_while_the_first_is_in_progress_is_409(stack, http):
     holder = threading.Thread(target=stack.exec, args=("db", ["psql", "-U", "app", "-d", "app", "-c",
                               f"SELECT pg_advisory_lock({lock}); SELECT pg_sleep(3);"]), daemon=True)
     holder.start()
-    time.sleep(1)
+    wait_for_advisory_lock(stack)
     busy = post(http, text, key)
     assert busy.status_code == 409, busy.text
     assert busy.headers["Retry-After"].isdigit()

@@ -18,11 +18,7 @@ SETTLE = 3
 
 def app_connections(stack):
     """Connections the app role holds in PostgreSQL right now."""
-    code, out = stack.exec("db", ["psql", "-U", "app", "-d", "app", "-tAc",
-                                  "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
-                                  "AND pid <> pg_backend_pid()"])
-    assert code == 0, out
-    return int(out.strip())
+    return int(stack.sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND pid <> pg_backend_pid()"))
 
 
 async def wait_for_a_message(ca_file, stack):

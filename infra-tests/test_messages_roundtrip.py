@@ -17,9 +17,7 @@ def test_api_post_then_get_round_trips_through_the_database(stack, http):
     assert any(m["id"] == message["id"] and m["text"] == text for m in listed)
 
     # And it is really in PostgreSQL, read with psql inside the db container.
-    code, out = stack.exec("db", ["psql", "-U", "app", "-d", "app", "-tAc",
-                                  f"SELECT text FROM board_message WHERE id = {int(message['id'])}"])
-    assert code == 0 and out.strip() == text, out
+    assert stack.sql(f"SELECT text FROM board_message WHERE id = {int(message['id'])}") == text
 
 
 def test_html_form_posts_with_csrf_and_the_page_shows_it(http):
