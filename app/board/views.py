@@ -157,6 +157,14 @@ async def _gathered_read(key, after):
     return await sync_to_async(_messages_after_then_release)(after)
 
 
+async def _current(after):
+    """(after, messages newer than it). Without `after`: the latest id, and no messages
+    by definition, so one query and one connection per poll."""
+    if after is None:
+        return await sync_to_async(_latest_id_then_release)(), []
+    return after, await shared_messages_after(after)
+
+
 @require_safe
 async def api_messages_poll(request):
     """Long-poll: answers as soon as a message newer than `after` exists, or with
@@ -167,15 +175,13 @@ async def api_messages_poll(request):
     except ValueError:
         return json_error(400, "invalid_timeout", "timeout must be a number of seconds")
     started = time.monotonic()
-    if after is None:
-        after = await sync_to_async(_latest_id_then_release)()
     if timeout == 0:
-        found = await shared_messages_after(after)
+        after, found = await _current(after)
     else:
         # Subscribed first, then read: a write that commits after the read began is
         # announced on the subscription, so nothing falls between the two.
         async with Subscription() as sub:
-            found = await shared_messages_after(after)
+            after, found = await _current(after)
             if not found and await sub.next(timeout) is not None:
                 found = await shared_messages_after(after)
     # `waited`: how long the server held this poll (a queued request waited elsewhere).
