@@ -15,6 +15,6 @@ RUN groupadd --system --gid 101 nginx \
  && rm -f /etc/apt/sources.list.d/sid.list /etc/apt/preferences.d/sid \
  && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled /etc/nginx/sites-available \
  && v="$(nginx -v 2>&1 | sed 's|.*nginx/||')" \
- && [ "$v" = "${TAG%%-*}" ] || { echo "nginx $v does not match tag $TAG" >&2; exit 1; }
+ && case "$v" in "${TAG%%-*}"|"${TAG%%-*}".*) ;; *) echo "nginx $v does not match tag $TAG" >&2; exit 1 ;; esac
 STOPSIGNAL SIGQUIT
 CMD ["nginx", "-g", "daemon off;"]

@@ -15,7 +15,7 @@ RUN groupadd --system --gid 999 postgres \
  && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \
  && chmod 1777 /var/lib/postgresql/data && chmod 3777 /var/run/postgresql \
  && v="$(/usr/lib/postgresql/17/bin/postgres --version | awk '{print $3}')" \
- && [ "$v" = "${TAG%%-*}" ] || { echo "postgres $v does not match tag $TAG" >&2; exit 1; }
+ && case "$v" in "${TAG%%-*}"|"${TAG%%-*}".*) ;; *) echo "postgres $v does not match tag $TAG" >&2; exit 1 ;; esac
 ENV PATH=/usr/lib/postgresql/17/bin:$PATH PGDATA=/var/lib/postgresql/data LANG=C.UTF-8
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 ENTRYPOINT ["docker-entrypoint.sh"]

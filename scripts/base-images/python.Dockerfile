@@ -8,5 +8,5 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s /usr/bin/python3 /usr/local/bin/python \
  && v="$(python3 -c 'import platform; print(platform.python_version())')" \
- && [ "$v" = "${TAG%%-*}" ] || { echo "python $v does not match tag $TAG" >&2; exit 1; }
+ && case "$v" in "${TAG%%-*}"|"${TAG%%-*}".*) ;; *) echo "python $v does not match tag $TAG" >&2; exit 1 ;; esac
 CMD ["python3"]
