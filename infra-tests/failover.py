@@ -100,7 +100,7 @@ def crash_single_service(stack, service):
 
 # --- one scenario ------------------------------------------------------------------------------
 
-def run_scenario(name, description, stack, ca_file, fault, progress, before=3.0, after=5.0):
+def run_scenario(name, description, stack, ca_file, fault, progress, before=3.0, after=5.0, min_requests=5000):
     """fault(stack) causes the fault, waits for recovery, and returns a dict with
     `fault_end` (time.time() when the fault stopped acting) and `returning`: one
     {"host", "down_at"} per container that came back or replaced a faulty one."""
@@ -108,7 +108,7 @@ def run_scenario(name, description, stack, ca_file, fault, progress, before=3.0,
     kinds = {host: stack.service_of(c) for host, c in stack.app_hostnames().items()}
     watcher = HealthWatcher(stack)
     watcher.start()
-    with Traffic(ca_file, progress=progress, label=name, site=stack.site) as traffic, \
+    with Traffic(ca_file, progress=progress, label=name, site=stack.site, min_requests=min_requests) as traffic, \
             Writer(ca_file, name, site=stack.site) as writer:
         time.sleep(before)
         fault_at = time.time()
@@ -403,9 +403,9 @@ def assert_no_write_lost_or_duplicated(report):
     assert writes["acknowledged"] == writes["sent"], writes  # every write got through, retried with its key
 
 
-def assert_no_user_visible_failure(report):
+def assert_no_user_visible_failure(report, min_requests=5000):
     assert_no_write_lost_or_duplicated(report)
-    assert report["requests"] >= 5000, report["requests"]
+    assert report["requests"] >= min_requests, report["requests"]
     assert report["failed"] == 0, report["failed_requests"][:10]
     assert report["slow_requests"] == 0, f"max latency {report['max_latency_ms']} ms"
     for back in report["fail_back"]:

@@ -50,6 +50,9 @@ CSRF_TRUSTED_ORIGINS = env_list(
     ",".join(f"https://{'*' if h.startswith('.') else ''}{h}" for h in ALLOWED_HOSTS if h != "*"),
 )
 
+# The release this image was built as (app/Dockerfile, scripts/deploy): in /api/whoami and
+# in every response's X-App-Version header, so each answer says which version produced it.
+APP_VERSION = env("APP_VERSION", "dev")
 # Which server runs this process (set by bin/start-wsgi and bin/start-asgi) and
 # which container: shown on pages and in the X-Served-By header.
 SERVER_KIND = env("SERVER_KIND", "manage.py")
