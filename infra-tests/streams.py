@@ -88,3 +88,11 @@ def wait_for(condition, timeout, what, detail=lambda: ""):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what} {detail()}")
+
+
+def drain(sse, ws, posted, timeout=10):
+    """Once the last posted message has reached both stream clients, stop them."""
+    last = max(posted)
+    wait_for(lambda: last in sse.ids and last in ws.ids, timeout, "the last message on both stream clients")
+    sse.stop.set()
+    ws.stop.set()

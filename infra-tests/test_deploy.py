@@ -15,7 +15,7 @@ import uuid
 import pytest
 from failover import REPORTS, assert_no_user_visible_failure, run_scenario
 from stack import ROOT, Site, Stack
-from streams import SseClient, WebSocketClient, wait_for
+from streams import SseClient, WebSocketClient, drain, wait_for
 from traffic import Traffic
 
 SITE = Site("127.0.0.3", "localhost")
@@ -163,10 +163,7 @@ def test_deploy_v2_page_and_column_with_streams_open(release, deployed, progress
                           deployed, deployed.ca_file, deploy_fault(release), progress)
     stop.set()
     posting.join(timeout=10)
-    last = max(posted)
-    wait_for(lambda: last in sse.ids and last in ws.ids, 15, "the last message on both stream clients")
-    sse.stop.set()
-    ws.stop.set()
+    drain(sse, ws, posted, timeout=15)
 
     assert report["exit_code"] == 0, report["output"]
     assert_no_user_visible_failure(report)

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from failover import REPORTS, crash, restart_count, wait_app_healthy, wait_restarted
 from stack import BASE_URL
-from streams import SseClient, WebSocketClient, wait_for
+from streams import SseClient, WebSocketClient, drain, wait_for
 
 
 @pytest.mark.failover
@@ -50,10 +50,7 @@ def test_failover_streams_reconnect_and_miss_nothing(stack, http, ca_file, progr
     time.sleep(2)
     stop_writer.set()
     writing.join(timeout=10)
-    last = max(posted)
-    wait_for(lambda: last in sse.ids and last in ws.ids, 10, "the last message on both clients")
-    sse.stop.set()
-    ws.stop.set()
+    drain(sse, ws, posted)
     wait_app_healthy(stack)
 
     result = {

@@ -1,4 +1,5 @@
-"""Only nginx publishes ports, on loopback by default; the backend network is internal."""
+"""Only nginx publishes ports, on loopback by default; the backend network is internal and
+only nginx and the ACME client are on the edge network."""
 
 
 def published(container):
@@ -22,11 +23,15 @@ def test_nginx_publishes_80_and_443_on_loopback(stack):
     assert host_ips == {"127.0.0.1"}
 
 
-def test_backend_network_is_internal_and_only_nginx_is_on_edge(stack):
+# nginx bridges the two networks; acme talks to the CA (the internet), never to the backend.
+EDGE_SERVICES = {"nginx": {"edge", "backend"}, "acme": {"edge"}}
+
+
+def test_backend_network_is_internal_and_only_the_edge_services_are_on_edge(stack):
     for container in stack.containers():
         networks = container.attrs["NetworkSettings"]["Networks"]
         names = {name.split("_", 1)[1] for name in networks}
-        expected = {"edge", "backend"} if stack.service_of(container) == "nginx" else {"backend"}
+        expected = EDGE_SERVICES.get(stack.service_of(container), {"backend"})
         assert names == expected, (container.name, names)
     backend = stack.docker.networks.list(filters={"label": "com.docker.compose.network=backend"})
     backend = [n for n in backend if n.attrs["Labels"].get("com.docker.compose.project") == stack_project(stack)]
