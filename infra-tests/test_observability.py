@@ -13,7 +13,7 @@ import requests
 import test_containers_nonroot
 import test_least_privilege
 from failover import crash, restart_count, wait_restarted
-from stack import BASE_URL, HTTP_URL, compose
+from stack import BASE_URL, HTTP_URL, PROJECT, compose
 
 pytestmark = pytest.mark.observability
 
@@ -27,6 +27,10 @@ def monitoring(stack):
     compose("--profile", "monitoring", "up", "--detach", "--wait", "--wait-timeout", "180", *MONITORING)
     yield
     compose("--profile", "monitoring", "rm", "--stop", "--force", *MONITORING)
+    # Its data too: the next run's alert rules must not see this run's history.
+    for volume in stack.docker.volumes.list(filters={"label": f"com.docker.compose.project={PROJECT}"}):
+        if volume.attrs["Labels"].get("com.docker.compose.volume") == "prometheus-data":
+            volume.remove(force=True)
 
 
 def prometheus(path, **params):
