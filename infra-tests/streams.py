@@ -3,31 +3,31 @@ WebSocket client like site.js, each reconnecting by itself and recording the
 message ids it received and when each connection was made."""
 
 import json
+import socket
 import ssl
 import threading
 import time
 
 import requests
-from stack import BASE_URL
+from stack import SITE
 from websockets.sync.client import connect
 
 
 class SseClient(threading.Thread):
     """Behaves like a browser's EventSource: reconnects after `retry` ms with Last-Event-ID."""
 
-    def __init__(self, ca_file, deadline):
+    def __init__(self, ca_file, deadline, site=SITE):
         super().__init__(daemon=True)
-        self.ca_file, self.deadline = ca_file, deadline
+        self.ca_file, self.deadline, self.site = ca_file, deadline, site
         self.ids, self.connections, self.stop = set(), [], threading.Event()
         self.last_id, self.retry = None, 1.0
 
     def run(self):
-        with requests.Session() as session:
-            session.verify, session.trust_env = self.ca_file, False
+        with self.site.session(self.ca_file) as session:
             while not self.stop.is_set() and time.monotonic() < self.deadline:
                 headers = {"Last-Event-ID": str(self.last_id)} if self.last_id else {}
                 try:
-                    with session.get(f"{BASE_URL}/api/messages/stream", headers=headers, stream=True,
+                    with session.get(f"{self.site.base_url}/api/messages/stream", headers=headers, stream=True,
                                      timeout=(2, 20)) as response:
                         self.connections.append((time.time(), response.headers.get("X-Served-By")))
                         for line in response.iter_lines(decode_unicode=True):
@@ -46,9 +46,10 @@ class SseClient(threading.Thread):
 class WebSocketClient(threading.Thread):
     """Behaves like site.js: reconnects after 500 ms and sends {"type": "resume"}."""
 
-    def __init__(self, ca_file, deadline, want_container=None):
+    def __init__(self, ca_file, deadline, want_container=None, site=SITE):
         super().__init__(daemon=True)
         self.context = ssl.create_default_context(cafile=ca_file)
+        self.site = site
         self.deadline, self.want = deadline, want_container
         self.ids, self.connections, self.stop = set(), [], threading.Event()
         self.attempts = []  # (time, container or error): for the failure message
@@ -56,7 +57,10 @@ class WebSocketClient(threading.Thread):
     def run(self):
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             try:
-                with connect("wss://127.0.0.1/ws/messages", ssl=self.context, origin="https://127.0.0.1",
+                # Connected to the site's address, speaking to it by its name (SNI, Host, Origin).
+                name = self.site.name or self.site.address
+                raw = socket.create_connection((self.site.address, 443), timeout=3)
+                with connect(f"wss://{name}/ws/messages", sock=raw, ssl=self.context, origin=f"https://{name}",
                              open_timeout=3) as sock:
                     hello = json.loads(sock.recv(timeout=3))
                     self.attempts.append((time.time(), hello["container"]))

@@ -1,4 +1,4 @@
-"""A steady mix of GET traffic to https://127.0.0.1, bounded in count and time,
+"""A steady mix of GET traffic to the edge (https://127.0.0.1 by default), bounded in count and time,
 recording every request: when it started, how long it took, what came back and
 which container answered. Threads and requests.Session (keep-alive) are enough
 for a few hundred requests a second, and keep the generator easy to read."""
@@ -10,7 +10,17 @@ import time
 from dataclasses import asdict, dataclass
 
 import requests
-from stack import BASE_URL
+from stack import SITE
+from urllib3.util.retry import Retry
+
+# Like a browser (RFC 9112 section 9.3.1): a GET whose connection closes before any answer
+# arrives is sent once more, on a new connection. nginx closes idle keep-alive connections
+# when it reloads (a renewed certificate, a new configuration), and a request sent into
+# that instant gets no answer at all; browsers retry such requests without telling the
+# user. Nothing else is retried: a refused connection, a timeout's time, and every answer
+# (502, 503, a bad body) stay what they are, and a retried request's duration is the sum.
+KEEPALIVE_RETRY = Retry(total=1, connect=0, read=1, status=0, other=0, redirect=0,
+                        allowed_methods=frozenset({"GET"}), raise_on_status=False)
 
 
 @dataclass
@@ -21,6 +31,7 @@ class Record:
     status: int | None  # HTTP status, None when the request raised
     error: str | None  # why it failed (exception, bad status, bad body), None when it did not
     served_by: str | None  # X-Served-By: the app container, None for nginx (static)
+    client_retried: bool = False  # sent again after its connection closed with no answer (KEEPALIVE_RETRY)
 
     @property
     def ok(self):
@@ -39,10 +50,10 @@ def check_messages(response):
     return isinstance(response.json().get("messages"), list)
 
 
-def discover_static(session):
-    page = session.get(f"{BASE_URL}/", timeout=5).text
+def discover_static(session, base_url):
+    page = session.get(f"{base_url}/", timeout=5).text
     css = re.search(r'href="(/static/[^"]+\.css)"', page).group(1)
-    size = len(session.get(f"{BASE_URL}{css}", headers={"Accept-Encoding": "identity"}, timeout=5).content)
+    size = len(session.get(f"{base_url}{css}", headers={"Accept-Encoding": "identity"}, timeout=5).content)
     return css, size
 
 
@@ -50,8 +61,8 @@ class Traffic:
     """`with Traffic(ca_file) as traffic: ...` runs the mix in the background."""
 
     def __init__(self, ca_file, *, rate=100.0, workers=8, min_requests=5000, max_requests=100_000,
-                 max_seconds=240.0, progress=None, label="traffic"):
-        self.ca_file, self.rate, self.workers = ca_file, rate, workers
+                 max_seconds=240.0, progress=None, label="traffic", site=SITE):
+        self.ca_file, self.rate, self.workers, self.site = ca_file, rate, workers, site
         self.min_requests, self.max_requests, self.max_seconds = min_requests, max_requests, max_seconds
         self.progress, self.label = progress, label
         self.records = []
@@ -59,7 +70,7 @@ class Traffic:
         self._stop = threading.Event()
         self._threads = []
         with self._session() as session:
-            self.static_url, self.static_size = discover_static(session)
+            self.static_url, self.static_size = discover_static(session, site.base_url)
         # (kind, url, weight, body check)
         self.mix = [
             ("whoami", "/api/whoami", 4, check_whoami),
@@ -70,10 +81,11 @@ class Traffic:
         ]
 
     def _session(self):
-        session = requests.Session()
-        session.verify = self.ca_file
-        session.trust_env = False  # never a proxy: traffic goes to 127.0.0.1 only
+        session = self.site.session(self.ca_file)
         session.headers["Accept-Encoding"] = "identity"
+        for prefix, adapter in list(session.adapters.items()):
+            if prefix.startswith("https://"):
+                adapter.max_retries = KEEPALIVE_RETRY
         return session
 
     def __enter__(self):
@@ -126,8 +138,10 @@ class Traffic:
     def _one(self, session, kind, url, check):
         start, t0 = time.time(), time.perf_counter()
         status = served_by = error = None
+        retried = False
         try:
-            response = session.get(f"{BASE_URL}{url}", timeout=(2, 5))
+            response = session.get(f"{self.site.base_url}{url}", timeout=(2, 5))
+            retried = bool(getattr(response.raw, "retries", None) and response.raw.retries.history)
             status = response.status_code
             served_by = response.headers.get("X-Served-By")
             if status != 200:
@@ -136,7 +150,7 @@ class Traffic:
                 error = "unexpected body"
         except (requests.RequestException, ValueError) as exc:
             error = f"{type(exc).__name__}: {str(exc)[:160]}"
-        return Record(start, time.perf_counter() - t0, kind, status, error, served_by)
+        return Record(start, time.perf_counter() - t0, kind, status, error, served_by, retried)
 
     def _report(self):
         last = 0.0
@@ -172,8 +186,8 @@ class Writer:
 
     RETRYABLE = {409, 429, 502, 503, 504}
 
-    def __init__(self, ca_file, label, *, rate=20.0, workers=2, max_writes=5000, max_seconds=240.0):
-        self.ca_file, self.label, self.rate, self.workers = ca_file, label, rate, workers
+    def __init__(self, ca_file, label, *, rate=20.0, workers=2, max_writes=5000, max_seconds=240.0, site=SITE):
+        self.ca_file, self.label, self.rate, self.workers, self.site = ca_file, label, rate, workers, site
         self.max_writes, self.max_seconds = max_writes, max_seconds
         self.writes = []
         self._lock, self._stop, self._threads = threading.Lock(), threading.Event(), []
@@ -203,8 +217,7 @@ class Writer:
 
     def _worker(self):
         interval = self.workers / self.rate
-        with requests.Session() as session:
-            session.verify, session.trust_env = self.ca_file, False
+        with self.site.session(self.ca_file) as session:
             while not self._stop.is_set() and len(self.writes) < self.max_writes and time.monotonic() < self._deadline:
                 started = time.monotonic()
                 write = Write(key=self._next_key(), first_sent=time.time(), statuses=[])
@@ -219,7 +232,7 @@ class Writer:
             write.attempts += 1
             wait = 0.2 * write.attempts
             try:
-                response = session.post(f"{BASE_URL}/api/messages", json={"text": write.key},
+                response = session.post(f"{self.site.base_url}/api/messages", json={"text": write.key},
                                         headers={"Idempotency-Key": write.key}, timeout=(2, 10))
                 write.statuses.append(response.status_code)
                 if response.status_code in (200, 201):

@@ -68,3 +68,46 @@ ensure_test_venv() {
     sha256sum < "$lock" > "$stamp"
   fi
 }
+
+# --- releases (scripts/deploy, scripts/rollback) ------------------------------------------------
+# The app's release id: the last commit that changed app/, plus a hash of any uncommitted
+# change to it. It changes exactly when the source the app image is built from changes.
+app_version() {
+  local commit dirty
+  commit=$(git -C "$ROOT" log -1 --format=%h --abbrev=12 -- app 2>/dev/null || true)
+  [[ -n $commit ]] || commit=nogit
+  if [[ -n "$(git -C "$ROOT" status --porcelain -- app 2>/dev/null)" ]]; then
+    dirty=$( { git -C "$ROOT" diff HEAD -- app; git -C "$ROOT" ls-files -z -o --exclude-standard -- app | xargs -0 -r cat; } \
+             | sha256sum | cut -c1-8)
+    echo "$commit-dirty.$dirty"
+  else
+    echo "$commit"
+  fi
+}
+
+# Where a project's deploys are recorded, one line each: time, app version, edge configuration.
+deploy_history() { echo "$ROOT/.deploy/$COMPOSE_PROJECT_NAME.history"; }
+
+# The running containers of a service, oldest first.
+service_containers() {
+  docker ps --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+    --filter "label=com.docker.compose.service=$1" --format '{{.CreatedAt}}\t{{.ID}}' | sort | cut -f2
+}
+
+# Waits until a container reports healthy; fails if it exits, turns unhealthy past its
+# retries, or takes longer than $2 seconds.
+wait_container_healthy() {
+  local id=$1 timeout=$2 deadline=$((SECONDS + $2)) state
+  while (( SECONDS < deadline )); do
+    state=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id" 2>/dev/null || echo gone/)
+    case $state in
+      running/healthy) return 0 ;;
+      running/unhealthy|exited/*|restarting/*|dead/*|gone/*) break ;;
+    esac
+    sleep 1
+  done
+  warn "container ${id:0:12} is $state after $((timeout - (deadline - SECONDS))) s (limit ${timeout} s); its last words:"
+  docker inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$id" 2>/dev/null | tail -n 3 >&2 || true
+  docker logs --tail 5 "$id" >&2 2>&1 || true
+  return 1
+}

@@ -83,13 +83,14 @@ class ObservabilityMiddleware:
 
 
 class ServedByMiddleware:
-    """Names the container on every response (settings.SERVED_BY_HEADER)."""
+    """Names the release on every response, and the container (settings.SERVED_BY_HEADER)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
+        response["X-App-Version"] = settings.APP_VERSION
         if settings.SERVED_BY_HEADER:
             response["X-Served-By"] = settings.CONTAINER_NAME
         return response

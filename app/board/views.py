@@ -221,6 +221,7 @@ def whoami(request):
         {
             "container": settings.CONTAINER_NAME,
             "server": settings.SERVER_KIND,
+            "version": settings.APP_VERSION,
             "pid": os.getpid(),
             "scheme": request.scheme,
             "client_ip": request.META.get("REMOTE_ADDR"),

@@ -24,7 +24,8 @@ def env_bool(name, default=False):
 
 
 def env_list(name, default=""):
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    """Comma-separated; unset or empty means the default (Compose passes `${X:-}` as "")."""
+    return [item.strip() for item in (os.environ.get(name) or default).split(",") if item.strip()]
 
 
 def secret(name, default=None):
@@ -44,8 +45,16 @@ def secret(name, default=None):
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = secret("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "https://localhost,https://127.0.0.1")
+# The site's https:// origins for CSRF checks: by default one per allowed name, so
+# setting DJANGO_ALLOWED_HOSTS alone is enough for a real domain.
+CSRF_TRUSTED_ORIGINS = env_list(
+    "DJANGO_CSRF_TRUSTED_ORIGINS",
+    ",".join(f"https://{'*' if h.startswith('.') else ''}{h}" for h in ALLOWED_HOSTS if h != "*"),
+)
 
+# The release this image was built as (app/Dockerfile, scripts/deploy): in /api/whoami and
+# in every response's X-App-Version header, so each answer says which version produced it.
+APP_VERSION = env("APP_VERSION", "dev")
 # Which server runs this process (set by bin/start-wsgi and bin/start-asgi) and
 # which container: shown on pages and in the X-Served-By header.
 SERVER_KIND = env("SERVER_KIND", "manage.py")
