@@ -2,6 +2,8 @@
 
 import os
 
+from config.logs import logging_config
+
 bind = "0.0.0.0:8000"
 # gthread: a few processes with threads each; threads overlap the waits on
 # PostgreSQL. Shape measured by `scripts/bench --tune` on this 2-core machine (one
@@ -26,6 +28,27 @@ timeout = 30
 graceful_timeout = 20
 # Heartbeat files on tmpfs, not on the (read-only) image filesystem.
 worker_tmp_dir = "/dev/shm"
-accesslog = None  # nginx logs every request; one access log is enough
+# JSON logs (config/logging.json), as uvicorn and Django. No access log of gunicorn's own:
+# the app writes one access record per request, with its request id (config/logs.py).
+accesslog = None
 errorlog = "-"
+logconfig_dict = logging_config()
+# gunicorn >= 25.1 opens a control socket for `gunicornc` under $HOME, which is not
+# writable here (read-only root filesystem) and logged an ERROR at every start.
+# Nothing in a container uses gunicornc (docker stop/kill signal the master), so: off.
+control_socket_disable = True
 forwarded_allow_ips = "*"  # only nginx can reach this port (internal network)
+
+
+# Prometheus metrics (board/metrics.py): one HTTP server in the master, summing what
+# every worker wrote to PROMETHEUS_MULTIPROC_DIR.
+def when_ready(server):
+    from board import metrics
+
+    metrics.serve()
+
+
+def child_exit(server, worker):
+    from board import metrics
+
+    metrics.process_exited(worker.pid)

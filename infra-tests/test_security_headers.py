@@ -35,7 +35,9 @@ def test_error_pages_are_the_projects_own(http):
     """nginx's own 4xx answers are short JSON; Django's error pages are the app's templates."""
     missing_static = http.get(f"{BASE_URL}/static/no-such-file.css", timeout=5)
     assert missing_static.status_code == 404
-    assert missing_static.json() == {"error": "not_found", "reason": "nothing here"}
+    # With the request id (issue 14), the same one as in the response header.
+    assert missing_static.json() == {"error": "not_found", "reason": "nothing here",
+                                     "request_id": missing_static.headers["X-Request-ID"]}
     too_big = http.post(f"{BASE_URL}/api/messages", data=b"x" * (2 * 1024 * 1024), timeout=10,
                         headers={"Content-Type": "application/json"})
     assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"

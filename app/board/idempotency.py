@@ -19,6 +19,7 @@ import hashlib
 import random
 from datetime import timedelta
 
+from config.logs import request_id
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpResponse, JsonResponse
@@ -35,7 +36,7 @@ def ttl():
 
 
 def problem(status, error, detail):
-    response = JsonResponse({"error": error, "detail": detail}, status=status)
+    response = JsonResponse({"error": error, "detail": detail, "request_id": request_id.get()}, status=status)
     if status == 409:
         response["Retry-After"] = "1"
     return response

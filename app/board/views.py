@@ -4,6 +4,7 @@ import os
 import time
 
 from asgiref.sync import sync_to_async
+from config.logs import request_id
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
@@ -21,7 +22,7 @@ LONG_POLL_MAX = 30.0  # seconds; nginx's read timeout on this route is longer
 
 
 def json_error(status, error, detail):
-    return JsonResponse({"error": error, "detail": detail}, status=status)
+    return JsonResponse({"error": error, "detail": detail, "request_id": request_id.get()}, status=status)
 
 
 def create(text):

@@ -8,6 +8,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()  # before importing anything that touches models
 
+if os.environ.get("SERVER_KIND") == "uvicorn":  # not under bench-cgi or a test's import
+    from board import metrics
+
+    metrics.serve()  # Prometheus, on its own port (board/metrics.py)
+
 from board.consumers import MessagesConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -76,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it sees every response, the others' included (request id, access log, metrics).
+    "board.middleware.ObservabilityMiddleware",
     "board.middleware.ServedByMiddleware",
     "board.middleware.ProxyClientAddressMiddleware",
     "board.middleware.DependencyUnavailableMiddleware",
@@ -174,9 +178,5 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 # hstspreload.org: a decision for the domain's owner, not a template default.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
-}
+# JSON, one object per line, the same for gunicorn, uvicorn and Django: config/logging.json.
+LOGGING = logging_config()
