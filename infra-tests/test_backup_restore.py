@@ -169,6 +169,13 @@ def test_point_in_time_restore_undoes_a_bulk_delete(stack, ca_file, progress):
         target, deleted = out.split()[0], out.split()[-1]
         time.sleep(4)  # writes after T
         writes = writer.stop()
+    # A scheduled backup that ran after the bad delete: the restore must start from an older one.
+    late = script("backup", "--type", "diff")
+    assert late.returncode == 0, late.output
+    code, info = stack.exec("backup", ["pgbackrest", "--stanza=main", "--log-level-console=warn", "info",
+                                       "--output=json"])
+    assert code == 0, info
+    late_label = json.loads(info)[0]["backup"][-1]["label"]
     target_epoch = datetime.fromisoformat(target.replace("Z", "+00:00")).timestamp()
     before = [w for w in writes if w.message_id and w.acknowledged_at < target_epoch]
     after = [w for w in writes if w.first_sent > target_epoch]
@@ -192,6 +199,7 @@ def test_point_in_time_restore_undoes_a_bulk_delete(stack, ca_file, progress):
     }
     save_report("point-in-time", report, progress)
     assert not missing and not came_back_from_after_t and not duplicated, report
+    assert f"backup {late_label}" not in result.output, result.output
     # The previous data was moved aside, not deleted: its volume holds a cluster.
     assert aside and aside.startswith(f"{DATA_VOLUME}-before-restore-"), result.output
     volume = stack.docker.volumes.get(aside)
