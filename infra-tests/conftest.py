@@ -11,6 +11,12 @@ import requests
 from stack import BASE_URL, Stack, compose
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `backup` restore the database (scripts/restore): run them after
+    every other test, whatever the order of files (a stable sort keeps the rest as is)."""
+    items.sort(key=lambda item: item.get_closest_marker("backup") is not None)
+
+
 @pytest.fixture(scope="session")
 def stack():
     compose("down", "--volumes", "--remove-orphans")  # leftovers of an interrupted run
