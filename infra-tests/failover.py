@@ -2,6 +2,7 @@
 numbers (failures, latency per phase, detection, fail-back) as JSON and a PNG
 timeline under reports/failover/."""
 
+import contextlib
 import json
 import os
 import signal
@@ -100,28 +101,41 @@ def crash_single_service(stack, service):
 
 # --- one scenario ------------------------------------------------------------------------------
 
-def run_scenario(name, description, stack, ca_file, fault, progress, before=3.0, after=5.0, min_requests=5000):
+def run_scenario(name, description, stack, ca_file, fault, progress, before=3.0, after=5.0, *,
+                 services=APP_SERVICES, mix=None, write_paths=("/api/messages",), balanced_kinds=ROUTED_TO_ALL,
+                 min_requests=5000):
     """fault(stack) causes the fault, waits for recovery, and returns a dict with
     `fault_end` (time.time() when the fault stopped acting) and `returning`: one
-    {"host", "down_at"} per container that came back or replaced a faulty one."""
+    {"host", "down_at"} per container that came back or replaced a faulty one.
+    By default the traffic and writes go to Django's routes; `services`, `mix` (see
+    Traffic), `write_paths` and `balanced_kinds` point a scenario at other app servers."""
     progress(f"[{name}] {description}")
-    kinds = {host: stack.service_of(c) for host, c in stack.app_hostnames().items()}
+
+    def hostnames():
+        return {host: stack.service_of(c) for service in services for host, c in stack.app_hostnames(service).items()}
+
+    kinds = hostnames()
     watcher = HealthWatcher(stack)
     watcher.start()
-    with Traffic(ca_file, progress=progress, label=name, site=stack.site, min_requests=min_requests) as traffic, \
-            Writer(ca_file, name, site=stack.site) as writer:
+    rate = 20.0 / len(write_paths)  # the same write load, shared between the write routes
+    with Traffic(ca_file, progress=progress, label=name, site=stack.site, mix=mix,
+                 min_requests=min_requests) as traffic, \
+            contextlib.ExitStack() as writers:
+        running = [writers.enter_context(Writer(ca_file, name, rate=rate, site=stack.site, path=path))
+                   for path in write_paths]
         time.sleep(before)
         fault_at = time.time()
         outcome = fault(stack)
         recovered_at = time.time()
         time.sleep(after)  # the fail-back window, with traffic still flowing
         records = traffic.stop()
-        writes = writer.stop()
+        writes = [w for writer in running for w in writer.stop()]
     watcher.stop()
-    kinds.update({host: stack.service_of(c) for host, c in stack.app_hostnames().items()})
+    kinds.update(hostnames())
     outcome["containers"] = kinds
     nginx_log = read_nginx_log(stack, traffic.started, traffic.ended)
-    report = analyse(name, description, records, fault_at, outcome, recovered_at, watcher, nginx_log, traffic)
+    report = analyse(name, description, records, fault_at, outcome, recovered_at, watcher, nginx_log, traffic,
+                     balanced_kinds)
     report["writes"] = audit_writes(stack, ca_file, name, writes)
     write_report(report, records, writes)
     w = report["writes"]
@@ -208,7 +222,8 @@ def percentiles(durations):
     return {"count": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 1)}
 
 
-def analyse(name, description, records, fault_at, outcome, recovered_at, watcher, nginx_log, traffic):
+def analyse(name, description, records, fault_at, outcome, recovered_at, watcher, nginx_log, traffic,
+            balanced_kinds=ROUTED_TO_ALL):
     fault_end = outcome.get("fault_end", fault_at)
     failed = [r for r in records if not r.ok]
     counts = {}
@@ -240,7 +255,7 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, watcher
         first = min(served) if served else None
         # Its share of the requests nginx spreads over every app container, in the 3 s
         # after the fail-back deadline, against a fair share among those answering then.
-        window = [r for r in records if r.kind in ROUTED_TO_ALL and r.ok and healthy
+        window = [r for r in records if r.kind in balanced_kinds and r.ok and healthy
                   and healthy + FAIL_BACK_WITHIN <= r.start < healthy + FAIL_BACK_WITHIN + 3]
         answering = {r.served_by for r in window}
         share = (sum(r.served_by == host for r in window) / len(window)) if window else 0.0

@@ -45,4 +45,5 @@ def test_site_nginx_loads_nothing_from_conf_d(stack):
     assert host.file("/etc/nginx/conf.d").listdir() == []
     dump = host.run("nginx -T").stdout
     assert "# configuration file /etc/nginx/conf.d/" not in dump
-    assert "fastcgi_pass" not in dump and "listen 8081" not in dump
+    # The site's one FastCGI route is PHP-FPM's (/php/, polyglot-routes.conf); the bench's CGI is not there.
+    assert "fastcgi_pass bench_cgi" not in dump and "location /cgi/" not in dump and "listen 8081" not in dump

@@ -61,7 +61,7 @@ class Traffic:
     """`with Traffic(ca_file) as traffic: ...` runs the mix in the background."""
 
     def __init__(self, ca_file, *, rate=100.0, workers=8, min_requests=5000, max_requests=100_000,
-                 max_seconds=240.0, progress=None, label="traffic", site=SITE):
+                 max_seconds=240.0, progress=None, label="traffic", site=SITE, mix=None):
         self.ca_file, self.rate, self.workers, self.site = ca_file, rate, workers, site
         self.min_requests, self.max_requests, self.max_seconds = min_requests, max_requests, max_seconds
         self.progress, self.label = progress, label
@@ -69,10 +69,13 @@ class Traffic:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = []
+        # (kind, url, weight, body check); `mix` replaces the Django routes' (test_polyglot.py).
+        self.mix = mix or self.django_mix()
+
+    def django_mix(self):
         with self._session() as session:
-            self.static_url, self.static_size = discover_static(session, site.base_url)
-        # (kind, url, weight, body check)
-        self.mix = [
+            self.static_url, self.static_size = discover_static(session, self.site.base_url)
+        return [
             ("whoami", "/api/whoami", 4, check_whoami),
             ("home", "/", 2, lambda r: "</html>" in r.text and "Message board" in r.text),
             ("messages", "/api/messages?limit=5", 2, check_messages),
@@ -186,8 +189,10 @@ class Writer:
 
     RETRYABLE = {409, 429, 502, 503, 504}
 
-    def __init__(self, ca_file, label, *, rate=20.0, workers=2, max_writes=5000, max_seconds=240.0, site=SITE):
+    def __init__(self, ca_file, label, *, rate=20.0, workers=2, max_writes=5000, max_seconds=240.0, site=SITE,
+                 path="/api/messages"):
         self.ca_file, self.label, self.rate, self.workers, self.site = ca_file, label, rate, workers, site
+        self.path = path
         self.max_writes, self.max_seconds = max_writes, max_seconds
         self.writes = []
         self._lock, self._stop, self._threads = threading.Lock(), threading.Event(), []
@@ -232,7 +237,7 @@ class Writer:
             write.attempts += 1
             wait = 0.2 * write.attempts
             try:
-                response = session.post(f"{self.site.base_url}/api/messages", json={"text": write.key},
+                response = session.post(f"{self.site.base_url}{self.path}", json={"text": write.key},
                                         headers={"Idempotency-Key": write.key}, timeout=(2, 10))
                 write.statuses.append(response.status_code)
                 if response.status_code in (200, 201):
