@@ -15,8 +15,16 @@ log()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33m!!\033[0m %s\n' "$*" >&2; }
 die()  { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
 
-# compose: docker compose run from the repository root, whatever the caller's cwd.
-compose() { docker compose --project-directory "$ROOT" -f "$ROOT/compose.yaml" "$@"; }
+# compose: docker compose run from the repository root, whatever the caller's cwd, for the
+# release the project runs (the last one scripts/up or scripts/deploy recorded), so that a
+# later `compose up` of any service never recreates the app tier with another image.
+compose() {
+  local release=${APP_VERSION:-}
+  if [[ -z $release && -s "$ROOT/.deploy/$COMPOSE_PROJECT_NAME.history" ]]; then
+    release=$(tail -n 1 "$ROOT/.deploy/$COMPOSE_PROJECT_NAME.history" | cut -d' ' -f2)
+  fi
+  APP_VERSION=${release:-latest} docker compose --project-directory "$ROOT" -f "$ROOT/compose.yaml" "$@"
+}
 
 # Build secret for pip: the host bundle when there is one, else an empty file
 # (the Dockerfile then uses the image's own CA store).
