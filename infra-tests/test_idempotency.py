@@ -62,9 +62,11 @@ def test_same_key_while_the_first_is_in_progress_is_409(stack, http):
 
 
 def test_nginx_retries_keyed_writes_only(stack):
-    """The config itself: non_idempotent retries only in the keyed-write location."""
+    """The config itself: non_idempotent retries only in the keyed-write locations, one per
+    app that enforces Idempotency-Key: Django's, and Tomcat's and PHP's (the `polyglot`
+    profile; test_polyglot.py proves they enforce it)."""
     code, conf = stack.exec("nginx", ["nginx", "-T"])
     assert code == 0
     blocks = conf.split("location ")
     with_retry = [b.split("{")[0].strip() for b in blocks if "non_idempotent" in b.split("}")[0]]
-    assert with_retry == ["@app_write_idempotent"], with_retry
+    assert with_retry == ["@app_write_idempotent", "@java_write_idempotent", "@php_write_idempotent"], with_retry

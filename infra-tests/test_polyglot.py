@@ -170,6 +170,22 @@ def test_hardened_like_every_container(polyglot, stack):
             assert any(m["Destination"] == "/run/secrets/db_password" for m in container.attrs["Mounts"])
 
 
+@pytest.mark.parametrize("service, exit_code", [("tomcat", 143), ("php", 0)])
+def test_graceful_stop(polyglot, stack, service, exit_code):
+    """`docker stop` sends the image's STOPSIGNAL (Tomcat: SIGTERM, its shutdown hook;
+    PHP-FPM: SIGQUIT, its graceful stop): the server exits by itself, well before Docker
+    would SIGKILL it (exit 137), and starts again to healthy."""
+    container = stack.containers(service)[0]
+    started = time.monotonic()
+    container.stop(timeout=15)
+    took = time.monotonic() - started
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == exit_code, container.attrs["State"]
+    assert took < 12, f"{container.name} took {took:.1f} s to stop"
+    container.start()
+    stack.wait_healthy(service, 2, timeout=120)
+
+
 def polyglot_mix():
     """GETs on the two apps' routes, half each: pages, JSON lists, static files."""
     mix = []
