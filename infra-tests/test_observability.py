@@ -13,13 +13,14 @@ import requests
 import test_containers_nonroot
 import test_least_privilege
 from failover import crash, restart_count, wait_restarted
-from stack import BASE_URL, HTTP_URL, PROJECT, compose
+from stack import BASE_URL, HTTP_URL, PROJECT, ROOT, compose
 
 pytestmark = pytest.mark.observability
 
 MONITORING = ("prometheus", "nginx-exporter", "postgres-exporter", "redis-exporter")
 PROMETHEUS = "http://127.0.0.1:9090"
 SCRAPE_JOBS = {"app", "nginx", "postgres", "redis", "prometheus"}
+REPORTS = ROOT / "infra-tests" / "reports" / "observability"
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +104,10 @@ def test_client_request_id_is_in_nginx_log_app_log_and_response(stack, http, pro
     assert any(r.get("logger") == "django.request" and r["level"] == "WARNING" for r in app), app
     for record in nginx + app:
         assert record["container"] and record["time"] and record["level"], record
-    progress("  one request through the logs:")
-    for record in [*nginx, *app]:
-        progress("    " + json.dumps(record))
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(record) for record in [*nginx, *app]]
+    (REPORTS / "one-request.jsonl").write_text("\n".join(lines) + "\n")
+    progress(f"  one request through the logs: {REPORTS / 'one-request.jsonl'}")
 
 
 @pytest.mark.parametrize("sent", [None, "", "bad id!", "x" * 65, 'quote"d'])
@@ -250,8 +252,11 @@ def test_sigkill_of_an_app_container_fires_its_alert_until_it_is_back(stack, mon
     healthy = time.monotonic() - killed
     wait_for("AppContainerDown resolved", lambda: not firing("AppContainerDown"), 30, interval=0.1)
     resolved = time.monotonic() - killed
-    progress(f"  SIGKILL {victim.name}: alert firing after {fired:.1f} s, container healthy after "
-             f"{healthy:.1f} s, alert resolved after {resolved:.1f} s")
+    summary = {"container": victim.name, "alert_firing_s": round(fired, 1), "container_healthy_s": round(healthy, 1),
+               "alert_resolved_s": round(resolved, 1)}
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "sigkill-alert.json").write_text(json.dumps(summary) + "\n")
+    progress(f"  SIGKILL alert timeline: {summary}")
 
 
 def test_alert_rules_are_loaded(monitoring):
