@@ -73,11 +73,14 @@ def versions(stack):
 def release(tmp_path_factory, progress):
     path = tmp_path_factory.mktemp("release") / "site"
     path.mkdir()
+    # The files git would commit (tracked, and untracked but not ignored): no .git, no venv, no secrets.
     files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                            capture_output=True).stdout
-    subprocess.run(["tar", "--null", "-T", "-", "-c", "."], cwd=ROOT, input=files, check=True,
-                   stdout=open(path.parent / "tree.tar", "wb"))
-    subprocess.run(["tar", "-x", "-f", str(path.parent / "tree.tar")], cwd=path, check=True)
+    archive = path.parent / "tree.tar"
+    with open(archive, "wb") as out:
+        subprocess.run(["tar", "--null", "-T", "-", "-c"], cwd=ROOT, input=files, check=True, stdout=out)
+    subprocess.run(["tar", "-x", "-f", str(archive)], cwd=path, check=True)
+    assert not (path / ".git").exists() and (path / "scripts" / "deploy").exists()
     release = Release(path)
     release.git("init", "-q")
     release.git("add", "-A")
