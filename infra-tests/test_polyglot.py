@@ -119,8 +119,10 @@ def test_same_json_as_django(polyglot, stack, http):
     tag = uuid.uuid4()
     rows = stack.sql("INSERT INTO board_message (text, created_at, served_by) VALUES "
                      f"('json {tag} a', '2026-01-02 03:04:05.120000+00', 'psql'), "
-                     f"('json {tag} b', '2026-01-02 03:04:05+00', 'psql') RETURNING id").split()
-    after = min(map(int, rows)) - 1
+                     f"('json {tag} b', '2026-01-02 03:04:05+00', 'psql') RETURNING id")
+    ids = [int(line) for line in rows.splitlines() if line.strip().isdigit()]  # not psql's "INSERT 0 2"
+    assert len(ids) == 2, rows
+    after = min(ids) - 1
     listings = {prefix or "django": http.get(f"{BASE_URL}{prefix}/api/messages?after={after}&limit=2", timeout=5).json()
                 for prefix in ("", "/java", "/php")}
     assert [m["created_at"] for m in listings["django"]["messages"]] == \
