@@ -113,6 +113,22 @@ def test_one_board_for_all_three(polyglot, http, writer):
         assert text.replace("<", "&lt;").replace(">", "&gt;") in page, f"{reader or 'django'} page lacks {text!r}"
 
 
+def test_same_json_as_django(polyglot, stack, http):
+    """The three APIs list the same rows identically, timestamps included: microseconds
+    with a trailing zero, and none at all (Python's isoformat() writes 6 digits or none)."""
+    tag = uuid.uuid4()
+    rows = stack.sql("INSERT INTO board_message (text, created_at, served_by) VALUES "
+                     f"('json {tag} a', '2026-01-02 03:04:05.120000+00', 'psql'), "
+                     f"('json {tag} b', '2026-01-02 03:04:05+00', 'psql') RETURNING id")
+    ids = [int(line) for line in rows.splitlines() if line.strip().isdigit()]  # not psql's "INSERT 0 2"
+    assert len(ids) == 2, rows
+    after = min(ids) - 1
+    listings = {prefix or "django": http.get(f"{BASE_URL}{prefix}/api/messages?after={after}&limit=2", timeout=5).json()
+                for prefix in ("", "/java", "/php")}
+    assert [m["created_at"] for m in listings["django"]["messages"]] == \
+        ["2026-01-02T03:04:05.120000+00:00", "2026-01-02T03:04:05+00:00"]
+    assert listings["java"] == listings["django"] and listings["php"] == listings["django"], listings
+
 @pytest.mark.parametrize("app", ["java", "php"])
 def test_idempotency_key_as_django(polyglot, stack, http, app):
     key, text = str(uuid.uuid4()), f"keyed {uuid.uuid4()}"

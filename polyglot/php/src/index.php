@@ -7,8 +7,15 @@ declare(strict_types=1);
 
 const MAX_TEXT = 500;
 const PAGE_SIZE = 50;
-// Messages as JSON built by PostgreSQL: exactly Django's shape and timestamp format.
-const OBJECT = "json_build_object('id', id, 'text', text, 'created_at', created_at, 'served_by', served_by)";
+// Messages as JSON built by PostgreSQL: exactly Django's shape, and created_at as Python's
+// datetime.isoformat() writes it (six digits of microseconds, none when they are zero;
+// PostgreSQL's own JSON timestamps drop trailing zeros).
+const ISO_CREATED_AT = <<<'SQL'
+    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN date_part('microseconds', created_at)::bigint % 1000000 = 0 THEN ''
+    ELSE to_char(created_at AT TIME ZONE 'UTC', '.US') END || '+00:00'
+    SQL;
+const OBJECT = "json_build_object('id', id, 'text', text, 'created_at', " . ISO_CREATED_AT . ", 'served_by', served_by)";
 // Django's lock id (idempotency.lock_id): the first 8 bytes of sha256(scope + ' ' + key), signed.
 const LOCK = "SELECT pg_try_advisory_xact_lock(('x' || substr(encode(sha256(convert_to(?, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)";
 

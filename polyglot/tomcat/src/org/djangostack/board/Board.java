@@ -19,8 +19,13 @@ import java.util.HexFormat;
 final class Board {
     static final int MAX_TEXT = 500;
     static final int PAGE_SIZE = 50;
+    // created_at as Python's datetime.isoformat() writes it (Django's as_dict): six digits of
+    // microseconds, none when they are zero. PostgreSQL's own JSON timestamps drop trailing zeros.
+    static final String ISO_CREATED_AT = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        + " || CASE WHEN date_part('microseconds', created_at)::bigint % 1000000 = 0 THEN ''"
+        + " ELSE to_char(created_at AT TIME ZONE 'UTC', '.US') END || '+00:00'";
     private static final String OBJECT =
-        "json_build_object('id', id, 'text', text, 'created_at', created_at, 'served_by', served_by)";
+        "json_build_object('id', id, 'text', text, 'created_at', " + ISO_CREATED_AT + ", 'served_by', served_by)";
     static final String AGGREGATE = "coalesce(json_agg(" + OBJECT + " ORDER BY id DESC), '[]')::text";
     static final String AGGREGATE_ASC = "coalesce(json_agg(" + OBJECT + " ORDER BY id), '[]')::text";
     // Django's lock id (idempotency.lock_id): the first 8 bytes of sha256(scope + " " + key), signed.
