@@ -113,6 +113,12 @@ def deployed(release, progress, tmp_path_factory):
             stack.compose("down", "--volumes", "--remove-orphans", check=False)
 
 
+def build_first(release):
+    """`scripts/deploy --build-only`, as on a small host: the CPU-heavy build before the rollout."""
+    built = release.run("deploy", "--build-only")
+    assert built.returncode == 0, built.stdout + built.stderr
+
+
 def deploy_fault(release, script="deploy", *args):
     """The fault: a deploy (or rollback), run while traffic flows. Returns its outcome."""
 
@@ -160,6 +166,7 @@ def test_deploy_v2_page_and_column_with_streams_open(release, deployed, progress
                     pass
                 time.sleep(0.2)
 
+    build_first(release)
     posting = threading.Thread(target=poster, daemon=True)
     posting.start()
     report = run_scenario("deploy-v2", "scripts/deploy: v2 (a page change and an added column) under traffic",
@@ -206,6 +213,7 @@ def test_deploy_of_a_release_that_cannot_start_never_takes_traffic(release, depl
     for module in ("app/config/wsgi.py", "app/config/asgi.py"):
         target = release.path / module
         target.write_text(target.read_text() + '\nraise RuntimeError("release three cannot start")\n')
+    build_first(release)
     report = run_scenario("deploy-broken", "scripts/deploy: a release whose containers never become healthy",
                           deployed, deployed.ca_file, deploy_fault(release), progress, min_requests=2000)
     release.git("checkout", "--", "app")
@@ -222,6 +230,7 @@ def test_deploy_with_a_failing_migration_changes_nothing(release, deployed, prog
               "WHERE table_name = 'board_message'"
     before = deployed.sql(columns)
     (release.path / "app/board/migrations/0004_fails.py").write_text(MIGRATION_FAILS)
+    build_first(release)
     report = run_scenario("deploy-bad-migration", "scripts/deploy: a release whose migration fails",
                           deployed, deployed.ca_file, deploy_fault(release), progress, min_requests=2000)
     (release.path / "app/board/migrations/0004_fails.py").unlink()
