@@ -164,8 +164,10 @@ def test_a_normal_start_logs_only_json_and_no_error(stack, http):
         assert http.get(f"{BASE_URL}/api/whoami", timeout=10).status_code == 200
     for container in containers:
         container.reload()
-        started = container.attrs["State"]["StartedAt"]
-        since = calendar.timegm(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S"))  # StartedAt is UTC
+        # StartedAt is UTC with nanoseconds: keep the fraction, or the lines of the
+        # second before the restart (an earlier test's requests) count as the start's.
+        whole, _, fraction = container.attrs["State"]["StartedAt"].rstrip("Z").partition(".")
+        since = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{fraction or 0}")
         records, other = json_lines(container, since=since)
         if stack.service_of(container) == "nginx":
             other = [line for line in other if not line.startswith("edge: ")]
