@@ -123,8 +123,8 @@ def test_same_json_as_django(polyglot, stack, http):
     ids = [int(line) for line in rows.splitlines() if line.strip().isdigit()]  # not psql's "INSERT 0 2"
     assert len(ids) == 2, rows
     after = min(ids) - 1
-    listings = {prefix or "django": http.get(f"{BASE_URL}{prefix}/api/messages?after={after}&limit=2", timeout=5).json()
-                for prefix in ("", "/java", "/php")}
+    listings = {app: http.get(f"{BASE_URL}{prefix}/api/messages?after={after}&limit=2", timeout=5).json()
+                for app, prefix in (("django", ""), ("java", "/java"), ("php", "/php"))}
     assert [m["created_at"] for m in listings["django"]["messages"]] == \
         ["2026-01-02T03:04:05.120000+00:00", "2026-01-02T03:04:05+00:00"]
     assert listings["java"] == listings["django"] and listings["php"] == listings["django"], listings
