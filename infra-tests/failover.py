@@ -31,7 +31,11 @@ class HealthWatcher(threading.Thread):
     def run(self):
         api = self.stack.docker.api
         while not self.stop_event.wait(0.2):
-            for container in self.stack.containers():
+            try:
+                containers = self.stack.containers()
+            except Exception:  # noqa: BLE001 - the SDK's list inspects each; one was removed meanwhile
+                continue  # (uncaught, this ended the thread: no more samples, no fail-back seen)
+            for container in containers:
                 try:
                     state = api.inspect_container(container.id)
                 except Exception:  # noqa: BLE001 - removed between list and inspect
