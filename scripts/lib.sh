@@ -95,6 +95,11 @@ app_version() {
 
 # Where a project's deploys are recorded, one line each: time, app version, edge configuration.
 deploy_history() { echo "$ROOT/.deploy/$COMPOSE_PROJECT_NAME.history"; }
+# record_release VERSION EDGE_CONFIG: one line in that history.
+record_release() {
+  mkdir -p "$(dirname "$(deploy_history)")"
+  printf '%s %s %s\n' "$(date -u +%FT%TZ)" "$1" "$2" >> "$(deploy_history)"
+}
 
 # The running containers of a service, oldest first.
 service_containers() {
