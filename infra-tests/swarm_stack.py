@@ -91,9 +91,17 @@ class SwarmStack:
     def service_of(self, container):
         return container.labels["com.docker.swarm.service.name"].removeprefix(f"{STACK}_")
 
+    @staticmethod
+    def hostname(container):
+        return container.attrs["Config"]["Hostname"]
+
     def app_hostnames(self, service=None):
         services = [service] if service else APP_SERVICES
-        return {c.attrs["Config"]["Hostname"]: c for s in services for c in self.containers(s)}
+        return {self.hostname(c): c for s in services for c in self.containers(s)}
+
+    def wait_app_healthy(self, timeout=120):
+        for service in APP_SERVICES:
+            self.wait_tasks(service, 2, timeout=timeout)
 
     def exec(self, service, command, user=None):
         result = self.container(service).exec_run(command, user=user or "")
@@ -105,6 +113,14 @@ class SwarmStack:
         return out.strip()
 
     # --- the swarm's view ----------------------------------------------------------------------
+    def cli(self, *args, timeout=120):
+        """`docker ARGS` run by the manager's own CLI (it resolves image digests in the registry,
+        which this host cannot name)."""
+        result = subprocess.run(["docker", "exec", MANAGER, "docker", *args], text=True, capture_output=True,
+                                timeout=timeout)
+        assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
     def service(self, name):
         return self.manager.services.get(f"{STACK}_{name}")
 
