@@ -164,9 +164,16 @@ def test_rolling_update_to_a_new_image(swarm, swarm_ca, progress, failover_repor
         # replaces its tasks one at a time, start-first (stack.yaml's update_config).
         for service in ("wsgi", "asgi"):
             stack.cli("service", "update", "--detach", "--image", image, f"djangostack_{service}")
+        deadline = time.monotonic() + 240
         for service in ("wsgi", "asgi"):
-            stack.wait_update_done(service)
-            stack.wait_tasks(service, 2)
+            # Done: both running tasks on the new image, and Swarm no longer updating.
+            while True:
+                tasks = stack.running_tasks(service)
+                images = {t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t, _ in tasks}
+                if len(tasks) == 2 and images == {image} and stack.wait_update_done(service) == "completed":
+                    break
+                assert time.monotonic() < deadline, f"{service}: update not done: {images}"
+                time.sleep(0.5)
         fault_end = time.time()
         new = sorted(set(stack.app_hostnames()) - before)
         return Outcome(fault_end, [Returning(h, down_at) for h in new], [], {
