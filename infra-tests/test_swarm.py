@@ -125,6 +125,8 @@ def test_killing_a_worker_node_under_traffic(swarm, swarm_ca, progress, failover
              f"{report['rescheduled_after_s']} s; max latency {report['max_latency_ms']:.0f} ms")
     assert report["tasks_lost"], "the killed node ran no app task: nothing was tested"
     assert report["failed"] == 0, report["failed_requests"][:10]
+    # Every GET answered on its first try, within the client's 5 s: none needed its one retry.
+    assert report["client_retried"] == 0, report["slowest_requests"]
     assert report["requests"] >= 5000, report["requests"]
     assert_no_write_lost_or_duplicated(report)
     assert report["rescheduled_after_s"] <= RESCHEDULE_WITHIN, report["rescheduled_after_s"]
@@ -182,7 +184,7 @@ def test_rolling_update_to_a_new_image(swarm, swarm_ca, progress, failover_repor
     report = run_scenario("swarm-rolling-update", f"docker service update --image app:{tag} (wsgi and asgi)",
                           swarm, swarm_ca, update, progress)
     progress(f"[swarm-rolling-update] took {report['update_s']} s; max latency {report['max_latency_ms']:.0f} ms")
-    assert report["failed"] == 0, report["failed_requests"][:10]
+    assert report["failed"] == 0 and report["client_retried"] == 0, report["failed_requests"][:10]
     assert_no_write_lost_or_duplicated(report)
     for service in ("wsgi", "asgi"):
         spec = swarm.service(service).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
@@ -211,7 +213,7 @@ def test_scaling_wsgi_to_6(swarm, swarm_ca, progress):
         assert len(new) == 4, tasks
         served = {r.served_by for r in records if r.start >= ready_at}
         assert new <= served, f"new tasks that took no request: {sorted(new - served)}"
-        failed = [r for r in records if not r.ok]
+        failed = [r for r in records if not r.ok or r.client_retried]
         assert not failed, [(r.kind, r.error, round(r.start - scaled_at, 1)) for r in failed[:10]]
         assert all(w.message_id for w in writes), [w.as_dict() for w in writes if not w.message_id][:5]
         assert len(set(tasks.values())) == len(NODES), tasks  # spread over every node

@@ -146,6 +146,9 @@ def test_swarm_specifics(both):
         assert service["deploy"].get("restart_policy", {}).get("condition") in ("any", "on-failure"), name
         assert "update_config" in service["deploy"] or service["deploy"].get("mode") == "replicated-job", name
     assert all(p["mode"] == "host" for p in services["nginx"]["ports"])
+    # A dead node's tasks are found by TCP keepalive (swarm/nginx/dead-peers.conf).
+    assert services["nginx"]["sysctls"]["net.ipv4.tcp_keepalive_time"] in (1, "1")
+    assert any(c["target"] == "/etc/nginx/conf.d/dead-peers.conf" for c in services["nginx"]["configs"])
     assert "node.labels.djangostack.db == true" in services["db"]["deploy"]["placement"]["constraints"]
     assert services["migrate"]["deploy"]["mode"] == "replicated-job"
 
