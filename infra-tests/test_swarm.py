@@ -4,6 +4,7 @@ traffic and keyed writes, a rolling update to a new image, and `wsgi` scaled to 
 goes to 127.0.0.1:9443, which the manager's node container publishes. The swarm is removed at
 the end (scripts/swarm down; KEEP_STACK=1 leaves it)."""
 
+import json
 import os
 import subprocess
 import time
@@ -12,12 +13,20 @@ import pytest
 import requests
 from faults import Outcome, Returning
 from scenario import assert_no_write_lost_or_duplicated, run_scenario
+from stack import ROOT
 from swarm_stack import MANAGER, NODE_REGISTRY, NODES, PUSH_REGISTRY, SITE, SwarmStack, swarm_script
 from traffic import Traffic, Writer, check_whoami
 
 pytestmark = pytest.mark.swarm
 
 RESCHEDULE_WITHIN = 30.0  # seconds from a node's death to its tasks running on the others
+REPORT = ROOT / "infra-tests" / "reports" / "swarm.json"  # the set-up and scaling numbers of the last run
+
+
+def record(**numbers):
+    data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps({**data, **numbers}, indent=2))
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +34,16 @@ def swarm(progress):
     started = time.monotonic()
     try:
         # The images scripts/test has just built (release "latest"): the same build, cached.
+        REPORT.unlink(missing_ok=True)
         swarm_script("up", env={"APP_VERSION": os.environ.get("APP_VERSION", "latest")})
         progress(f"[swarm] up in {time.monotonic() - started:.0f} s")
+        record(up_s=round(time.monotonic() - started, 1))
         yield SwarmStack()
     finally:
         if not os.environ.get("KEEP_STACK"):
+            started = time.monotonic()
             swarm_script("down")
+            record(down_s=round(time.monotonic() - started, 1))
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +221,8 @@ def test_scaling_wsgi_to_6(swarm, swarm_ca, progress):
             records = traffic.stop()
             writes = writer.stop()
         progress(f"[swarm-scale] 6 wsgi tasks running {took:.0f} s after `scale`")
+        record(scale_to_6_s=round(took, 1), scale_requests=len(records), scale_failed=sum(not r.ok for r in records),
+               scale_max_latency_ms=round(max(r.duration for r in records) * 1000), scale_writes=len(writes))
         tasks = swarm.task_nodes("wsgi")
         new = set(tasks) - before
         assert len(new) == 4, tasks
