@@ -25,6 +25,7 @@ import socket
 import ssl
 import statistics
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "infra-tests"))
+import report  # noqa: E402 - infra-tests/ is not a package: the suite's percentiles, standard library only
+
 WRK_REPORT = HERE / "wrk_report.lua"
 
 # compose.bench.yaml's published ports, all on 127.0.0.1.
@@ -155,13 +159,10 @@ def handshakes(count, resume, static_path):
     }
 
 
-def percentiles(sorted_ms):
-    if not sorted_ms:
-        return {"p50": None, "p90": None, "p99": None, "max": None}
-
-    def at(q):
-        return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
-    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": sorted_ms[-1]}
+def percentiles(values_ms):
+    """The suite's one percentiles (infra-tests/report.py), in wrk's keys: p50, p90, p99, max."""
+    found = report.percentiles(values_ms)
+    return {k: found[f"{k}_ms"] for k in ("p50", "p90", "p99", "max")}
 
 
 def handshake_sides(ctx):
@@ -237,7 +238,7 @@ async def poll_round(base, clients, event_after):
         answered_fast += delay <= 1.0
         held += delay <= 1.0 and a["waited"] >= 0.5 * (event - a["sent"])
     return {"clients": clients, "on_time": held, "answered_within_1s_held_or_not": answered_fast,
-            "statuses": statuses, "latency_ms": percentiles(sorted(delays))}
+            "statuses": statuses, "latency_ms": percentiles(delays)}
 
 
 def poll_capacity(base, label, steps, bisections):
