@@ -153,9 +153,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # collectstatic runs at image build; nginx serves the result (hashed names) from a volume.
 STATIC_URL = "/static/"
 STATIC_ROOT = env("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
-# scripts/bench only: Django itself serves the same files under /django-static/, to
-# measure what nginx saves. Never in a real deployment (Django's docs: inefficient).
-BENCH_STATIC_VIEW = env_bool("DJANGO_BENCH_STATIC_VIEW", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
@@ -167,8 +164,8 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 # nginx already redirects plain HTTP; this catches a request that reached the app
 # any other way. The container healthcheck speaks plain HTTP to 127.0.0.1: exempt.
-# Only scripts/bench turns it off, on its bench-only containers (plain HTTP on loopback).
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# (scripts/bench's containers turn it off in their own settings: bench/app/benchsite/.)
+SECURE_SSL_REDIRECT = not DEBUG
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # nginx sends HSTS (and hides the app's copy); the values are set here too so that
 # `manage.py check --deploy` describes the site as it is served.

@@ -1,8 +1,6 @@
 from board import views
-from django.conf import settings
 from django.contrib import admin
-from django.urls import path, re_path
-from django.views.static import serve
+from django.urls import path
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +13,3 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]
-
-if settings.BENCH_STATIC_VIEW:  # scripts/bench's "static split" row; off everywhere else
-    urlpatterns += [re_path(r"^django-static/(?P<path>.+)$", serve, {"document_root": settings.STATIC_ROOT})]
