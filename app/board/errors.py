@@ -10,9 +10,10 @@ from config.logs import request_id
 from django.http import JsonResponse
 
 
-def error_response(status, error, reason, *, retry_after=None, **extra):
+def error_response(status, error, reason, /, *, retry_after=None, **extra):
     """`error`: a stable snake_case code for programs; `reason`: one sentence for people;
-    `retry_after` (seconds): sent as Retry-After, for answers worth retrying."""
+    `retry_after` (seconds): sent as Retry-After, for answers worth retrying. The first
+    three are positional-only, so `extra` may name a key `status` (/readyz does)."""
     response = JsonResponse({"error": error, "reason": reason, "request_id": request_id.get(), **extra},
                             status=status)
     if retry_after is not None:
