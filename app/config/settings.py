@@ -56,8 +56,20 @@ CSRF_TRUSTED_ORIGINS = env_list(
 # in every response's X-App-Version header, so each answer says which version produced it.
 APP_VERSION = env("APP_VERSION", "dev")
 # Which server runs this process (set by bin/start-wsgi and bin/start-asgi) and
-# which container: shown on pages and in the X-Served-By header.
+# which container: shown on pages and in the X-Served-By header. A label only: no code
+# branches on it (what the code needs to know about the server is EVENT_LOOP).
 SERVER_KIND = env("SERVER_KIND", "manage.py")
+# How this process runs async code, which decides how live updates use Redis (board/live.py):
+# - "shared": one event loop serves every request (uvicorn; bin/start-asgi sets it), so all
+#   subscriptions share the process's channel layer;
+# - "per-request": each request thread runs an event loop of its own (gunicorn's threads;
+#   bin/start-wsgi sets it), so each subscription needs a layer of its own. The default: it
+#   works under any server (manage.py, CGI), where "shared" fails under a threaded one.
+# Set by the start script that chooses the server, so the two cannot disagree.
+EVENT_LOOPS = ("shared", "per-request")
+EVENT_LOOP = env("DJANGO_EVENT_LOOP", "per-request")
+if EVENT_LOOP not in EVENT_LOOPS:
+    raise ImproperlyConfigured(f"DJANGO_EVENT_LOOP={EVENT_LOOP!r}: must be one of {', '.join(EVENT_LOOPS)}")
 CONTAINER_NAME = socket.gethostname()
 # X-Served-By names the container on every response, so tests can see where each
 # request went. Turn it off in production if you do not want to expose it.

@@ -1,4 +1,4 @@
-from board import views
+from board import health, views
 from django.contrib import admin
 from django.urls import path
 
@@ -9,7 +9,7 @@ urlpatterns = [
     path("api/messages/poll", views.api_messages_poll, name="api-messages-poll"),
     path("api/messages/stream", views.api_messages_stream, name="api-messages-stream"),
     path("api/whoami", views.whoami, name="whoami"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]
