@@ -334,15 +334,20 @@ def test_backup_age_metric_matches_pgbackrest_info(stack, monitoring, progress):
     first = wait_for("the newest backup's age", lambda: value(query), 40)
     fresh = wait_for("a new collection", lambda: (v := value(query)) is not None and v != first and v, 25, interval=0.2)
     expected = time.time() - newest_backup_stop(stack)
-    # Behind by the scrape interval at most (1 s), and the exporter counts whole seconds.
-    assert -1 <= expected - fresh <= 3, (expected, fresh)
+    # The exporter reads the clock (whole seconds) before it runs `pgbackrest info` (about a
+    # second here), then Prometheus scrapes it (every 1 s): so a fresh value is behind by a few.
+    assert -1 <= expected - fresh <= 5, (expected, fresh)
     # The newest archived WAL: PostgreSQL's archiver statistics, through postgres-exporter.
     wal = wait_for("pg_stat_archiver_last_archive_age", lambda: value("pg_stat_archiver_last_archive_age"), 15)
     scraped = time.time()
     archived = float(stack.sql("SELECT extract(epoch FROM last_archived_time) FROM pg_stat_archiver"))
     # postgres-exporter is scraped every 5 s: its age is that much behind at most.
     assert -1 <= (scraped - archived) - wal <= 7, (scraped - archived, wal)
-    progress(f"  newest backup: {fresh:.0f} s old (pgbackrest info: {expected:.1f} s); newest WAL: {wal:.1f} s")
+    summary = {"backup_age_metric_s": fresh, "backup_age_pgbackrest_info_s": round(expected, 2),
+               "wal_age_metric_s": round(wal, 2), "wal_age_pg_stat_archiver_s": round(scraped - archived, 2)}
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "backup-age.json").write_text(json.dumps(summary) + "\n")
+    progress(f"  backup and WAL ages: {summary}")
 
 
 def test_certificate_and_backup_alerts_fire_past_their_limits_only(stack, monitoring, progress):
@@ -369,10 +374,14 @@ def test_certificate_and_backup_alerts_fire_past_their_limits_only(stack, monito
         compose("--profile", "monitoring", "up", "--detach", "--wait", "--wait-timeout", "60", "prometheus",
                 env=limits)
         started = time.monotonic()
+        summary = {}
         for name in names:
             (alert,) = wait_for(f"{name} firing", lambda n=name: firing(n), 45)
-            progress(f"  {name} firing {time.monotonic() - started:.1f} s after Prometheus started: "
-                     f"{alert['annotations']['summary']}")
+            summary[name] = {"firing_after_start_s": round(time.monotonic() - started, 1),
+                             "summary": alert["annotations"]["summary"]}
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        (REPORTS / "slow-alerts.json").write_text(json.dumps(summary) + "\n")
+        progress(f"  certificate and backup alerts: {summary}")
         assert 85 <= float(firing("EdgeCertificateExpiresSoon")[0]["value"]) <= 90  # days left, self-signed: 90
         assert firing("BackupTooOld")[0]["labels"]["stanza"] == "main"
     finally:
