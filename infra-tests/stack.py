@@ -50,10 +50,11 @@ class Site:
 
     address: str = "127.0.0.1"
     name: str | None = None
+    port: int | None = None  # HTTPS port, when not 443 (the swarm's edge: 9443)
 
     @property
     def base_url(self):
-        return f"https://{self.address}"
+        return f"https://{self.address}" + (f":{self.port}" if self.port else "")
 
     def session(self, ca_file):
         """A requests session that verifies the edge's certificate against `ca_file`."""
