@@ -59,10 +59,11 @@ def entries(stack, since, until):
     return [r for r in rows if since <= r["start"] <= until]
 
 
-def measure_capacity(stack, progress, seconds=6, connections=32):
-    """Goodput of a closed loop that keeps every app container busy without queueing much:
-    the most the stack sustains (its p99 must stay within the admitted bar to count)."""
-    wrk(stack.site.base_url, 2, connections)  # warm-up: connections, caches, workers
+def measure_capacity(stack, progress, seconds=6, connections=64):
+    """Goodput of a closed loop that keeps every app container busy (64 = 4 containers x 16,
+    nginx's max_conns): the most the stack sustains; its p99 must stay within the admitted
+    bar to count. 32 connections measured 165/s where 2x overload then served 210/s."""
+    wrk(stack.site.base_url, 3, connections)  # warm-up: connections, caches, workers
     started = time.time()
     raw = wrk(stack.site.base_url, seconds, connections)
     ended = time.time()
@@ -122,8 +123,13 @@ def analyse(factor, capacity, rows, started, ended, over_start, over_end, wrk_re
     recovered = [r for r in rows if over_end + RECOVERY_S <= r["start"]]
     shed = [r for r in during if r["status"] == 503]
     admitted = [r for r in during if r["status"] == 200]
+    # 499: wrk closed a connection with a request in flight. Expected only when a wrk run
+    # ends (its duration is up); anywhere else it counts as a failure like any other status.
+    ends = (over_end, ended)
     other = {}
     for r in rows:
+        if r["status"] == 499 and any(-0.2 <= r["end"] - end <= 1.5 for end in ends):
+            continue
         if r["status"] not in (200, 503):
             other[str(r["status"])] = other.get(str(r["status"]), 0) + 1
     window = over_end - over_start
