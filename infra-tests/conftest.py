@@ -7,8 +7,7 @@ import ssl
 
 import httpx
 import pytest
-import requests
-from stack import BASE_URL, Stack, compose
+from stack import BASE_URL, SITE, Stack, compose
 
 
 def pytest_collection_modifyitems(config, items):
@@ -43,9 +42,8 @@ def ca_file(stack, tmp_path_factory):
 
 @pytest.fixture
 def http(ca_file):
-    with requests.Session() as session:
-        session.verify = ca_file
-        session.trust_env = False  # no proxy or CA bundle from the environment: 127.0.0.1 only
+    """A requests session to the test stack's edge, verifying its certificate."""
+    with SITE.session(ca_file) as session:
         yield session
 
 
@@ -70,7 +68,7 @@ def progress(request):
 @pytest.fixture(scope="session")
 def failover_reports():
     """A clean reports/failover/ per session, so summary.json describes this run only."""
-    from failover import REPORTS
+    from report import REPORTS
 
     REPORTS.mkdir(parents=True, exist_ok=True)
     for old in REPORTS.iterdir():
@@ -97,14 +95,16 @@ def warm_up(stack, ca_file):
 
 @pytest.fixture
 def scenario(stack, ca_file, progress, failover_reports):
-    """run(name, description, fault) -> the scenario's report; the app tier is healthy before and after."""
-    from failover import run_scenario, wait_app_healthy
+    """run(name, description, fault, **run_scenario's options) -> the scenario's report (a dict):
+    `fault` is one of faults.py's (e.g. `faults.sigkill(faults.first("wsgi"))`); the app tier
+    is healthy and warm before, and healthy after."""
+    from scenario import run_scenario
 
     def run(name, description, fault, **kwargs):
-        wait_app_healthy(stack)
+        stack.wait_app_healthy()
         warm_up(stack, ca_file)
         report = run_scenario(name, description, stack, ca_file, fault, progress, **kwargs)
-        wait_app_healthy(stack)
+        stack.wait_app_healthy()
         return report
 
     return run

@@ -95,10 +95,21 @@ class Stack:
     def service_of(self, container):
         return container.labels["com.docker.compose.service"]
 
+    @staticmethod
+    def hostname(container):
+        """The container's hostname: what the app servers put in X-Served-By."""
+        return container.attrs["Config"]["Hostname"]
+
+    @staticmethod
+    def restart_count(container):
+        """How often the restart policy has restarted it (a crash counts; `docker restart` does not)."""
+        container.reload()
+        return container.attrs["RestartCount"]
+
     def app_hostnames(self, service=None):
         """Hostname (what X-Served-By carries) -> container, for the app servers."""
         services = [service] if service else APP_SERVICES
-        return {c.attrs["Config"]["Hostname"]: c for s in services for c in self.containers(s)}
+        return {self.hostname(c): c for s in services for c in self.containers(s)}
 
     def exec(self, service, command, user=None):
         result = self.container(service).exec_run(command, user=user or "")
@@ -110,6 +121,11 @@ class Stack:
         code, out = self.exec("db", ["psql", "-U", "app", "-d", "app", "-tA", "-F", "\t", "-c", query])
         assert code == 0, out
         return out.strip()
+
+    def wait_app_healthy(self, timeout=120):
+        """Both containers of each Python app server healthy (the stack's normal state)."""
+        for service in APP_SERVICES:
+            self.wait_healthy(service, 2, timeout=timeout)
 
     def wait_healthy(self, service, count, timeout=90):
         deadline = time.monotonic() + timeout

@@ -10,10 +10,11 @@ import socket
 import ssl
 import time
 
+import faults
 import pytest
 import requests
 from cryptography import x509
-from failover import assert_no_user_visible_failure, run_scenario
+from scenario import assert_no_user_visible_failure, run_scenario
 from stack import Site, Stack
 from traffic import Traffic
 
@@ -134,18 +135,18 @@ def test_the_certificate_comes_from_the_acme_ca_and_verifies(acme_stack, pebble_
     assert code == 0 and listing.split() == ["640", "10102:101"], listing
 
 
-def wait_for_renewal(stack):
+def wait_for_renewal():
     """The fault: none; the event is the renewal. Returns when nginx serves a new certificate."""
     before = served_certificate().serial_number
     renewed = wait_for("a renewed certificate", lambda: served_certificate().serial_number != before, LIFETIME)
-    return {"fault_end": time.time(), "returning": [], "renewed": bool(renewed)}
+    return {"renewed": bool(renewed)}
 
 
 def test_renewal_reloads_nginx_with_zero_failed_requests(acme_stack, pebble_root, progress):
     with Traffic(pebble_root, min_requests=300, max_seconds=20, label="warm-up", site=SITE) as warm:
         warm.stop()
     report = run_scenario("acme-renewal", "certificate renewed by ACME, nginx reloaded, under traffic",
-                          acme_stack, pebble_root, wait_for_renewal, progress)
+                          acme_stack, pebble_root, faults.command(wait_for_renewal), progress)
     assert report["renewed"]
     assert_no_user_visible_failure(report)
     nginx_log = acme_stack.container("nginx").logs(since=int(report["traffic_start"])).decode(errors="replace")

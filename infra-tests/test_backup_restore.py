@@ -14,8 +14,7 @@ import time
 from datetime import datetime
 
 import pytest
-import requests
-from stack import BASE_URL, PROJECT, ROOT, compose
+from stack import PROJECT, ROOT, compose
 from traffic import Traffic, Writer
 
 REPORTS = ROOT / "infra-tests" / "reports" / "backup"
@@ -259,9 +258,8 @@ def assert_site_writes_and_archives(stack, ca_file, progress):
     archive continues on the new timeline without a gap."""
     stack.wait_healthy("wsgi", 2)
     stack.wait_healthy("asgi", 2)
-    with requests.Session() as session:
-        session.verify, session.trust_env = ca_file, False
-        created = session.post(f"{BASE_URL}/api/messages", json={"text": "after the restore"}, timeout=10)
+    with stack.site.session(ca_file) as session:
+        created = session.post(f"{stack.site.base_url}/api/messages", json={"text": "after the restore"}, timeout=10)
         assert created.status_code == 201, created.text
     wait_backup_health(stack, "healthy", 180)
     check = script("backup", "--check")

@@ -12,8 +12,10 @@ import threading
 import time
 import uuid
 
+import faults
 import pytest
-from failover import REPORTS, assert_no_user_visible_failure, run_scenario
+from report import REPORTS
+from scenario import assert_no_user_visible_failure, run_scenario
 from stack import ROOT, Site, Stack
 from streams import SseClient, WebSocketClient, drain, wait_for
 from traffic import Traffic
@@ -122,13 +124,13 @@ def build_first(release):
 def deploy_fault(release, script="deploy", *args):
     """The fault: a deploy (or rollback), run while traffic flows. Returns its outcome."""
 
-    def fault(stack):
+    def run():
         started = time.time()
         result = release.run(script, *args)
-        return {"fault_end": time.time(), "returning": [], "exit_code": result.returncode,
-                "deploy_s": round(time.time() - started, 1), "output": (result.stdout + result.stderr)[-3000:]}
+        return {"exit_code": result.returncode, "deploy_s": round(time.time() - started, 1),
+                "output": (result.stdout + result.stderr)[-3000:]}
 
-    return fault
+    return faults.command(run)
 
 
 def home(stack):

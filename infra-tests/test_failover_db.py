@@ -6,10 +6,11 @@ container restarts) within 10 s; no acknowledged write is lost or doubled."""
 import threading
 import time
 
+import faults
 import pytest
 import requests
-from failover import assert_no_write_lost_or_duplicated, crash_single_service, restart_count
-from stack import BASE_URL
+from scenario import assert_no_write_lost_or_duplicated
+from stack import SITE
 
 RECOVERY_GOAL = 10.0
 
@@ -24,15 +25,14 @@ class Probe(threading.Thread):
 
     def run(self):
         end = time.monotonic() + 60
-        with requests.Session() as session:
-            session.verify, session.trust_env = self.ca_file, False
+        with SITE.session(self.ca_file) as session:
             n = 0
             while not self.stop.is_set() and time.monotonic() < end:
                 n += 1
                 for method, url, kwargs in (("GET", "/readyz", {}),
                                             ("POST", "/api/messages", {"json": {"text": f"probe {n}"}})):
                     try:
-                        r = session.request(method, f"{BASE_URL}{url}", timeout=5, **kwargs)
+                        r = session.request(method, f"{SITE.base_url}{url}", timeout=5, **kwargs)
                         try:
                             body = r.json()
                         except ValueError:
@@ -45,7 +45,7 @@ class Probe(threading.Thread):
 
 def sigkill_db(stack):
     """A crash: SIGKILL of the main process; the restart policy brings it back (in well under a second)."""
-    crash_single_service(stack, "db")
+    faults.crash_dependency("db")(stack)
 
 
 def stop_db_for_three_seconds(stack):
@@ -62,7 +62,7 @@ def stop_db_for_three_seconds(stack):
     ("stop-db", stop_db_for_three_seconds, True),
 ])
 def test_failover_database_outage(scenario, stack, ca_file, name, fault, must_see_outage):
-    app_restarts = {c.name: restart_count(c) for s in ("wsgi", "asgi") for c in stack.containers(s)}
+    app_restarts = {c.name: stack.restart_count(c) for s in ("wsgi", "asgi") for c in stack.containers(s)}
     probe = Probe(ca_file)
 
     def database_outage(stack):
@@ -82,8 +82,8 @@ def test_failover_database_outage(scenario, stack, ca_file, name, fault, must_se
             time.sleep(0.2)
         probe.stop.set()
         probe.join(timeout=10)
-        return {"fault_end": fault_end, "returning": [], "db_healthy_at": healthy_at,
-                "app_recovered_s": round(recovered - healthy_at, 3) if recovered else None}
+        return faults.Outcome(fault_end, details={
+            "db_healthy_at": healthy_at, "app_recovered_s": round(recovered - healthy_at, 3) if recovered else None})
 
     report = scenario(name, f"PostgreSQL: {fault.__doc__.strip()}", database_outage)
 
@@ -96,7 +96,7 @@ def test_failover_database_outage(scenario, stack, ca_file, name, fault, must_se
         assert retry_after and retry_after.isdigit(), retry_after
     assert "500" not in report["counts_by_status"], report["counts_by_status"]
     assert report["app_recovered_s"] is not None and report["app_recovered_s"] <= RECOVERY_GOAL, report
-    assert {c: restart_count(stack.docker.containers.get(c)) for c in app_restarts} == app_restarts, \
+    assert {c: stack.restart_count(stack.docker.containers.get(c)) for c in app_restarts} == app_restarts, \
         "an app container was restarted: recovery must not need one"
     assert_no_write_lost_or_duplicated(report)
     # After recovery, reads are clean again.

@@ -9,14 +9,15 @@ import time
 import uuid
 
 import pytest
-from failover import REPORTS, crash, restart_count, wait_app_healthy, wait_restarted
+from faults import crash, wait_restarted
+from report import REPORTS
 from stack import BASE_URL
 from streams import SseClient, WebSocketClient, drain, wait_for
 
 
 @pytest.mark.failover
 def test_failover_streams_reconnect_and_miss_nothing(stack, http, ca_file, progress, failover_reports):
-    wait_app_healthy(stack)
+    stack.wait_app_healthy()
     deadline = time.monotonic() + 90
     sse = SseClient(ca_file, deadline)
     sse.start()
@@ -42,7 +43,7 @@ def test_failover_streams_reconnect_and_miss_nothing(stack, http, ca_file, progr
     writing = threading.Thread(target=writer, daemon=True)
     writing.start()
     time.sleep(1)
-    count = restart_count(victim)
+    count = stack.restart_count(victim)
     killed_at = time.time()
     crash(victim)
     wait_for(lambda: len(sse.connections) >= 2 and len(ws.connections) >= 2, 20, "both clients to reconnect")
@@ -51,7 +52,7 @@ def test_failover_streams_reconnect_and_miss_nothing(stack, http, ca_file, progr
     stop_writer.set()
     writing.join(timeout=10)
     drain(sse, ws, posted)
-    wait_app_healthy(stack)
+    stack.wait_app_healthy()
 
     result = {
         "scenario": "stream-reconnect",

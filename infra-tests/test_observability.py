@@ -12,7 +12,7 @@ import pytest
 import requests
 import test_containers_nonroot
 import test_least_privilege
-from failover import crash, restart_count, wait_restarted
+from faults import crash, wait_restarted
 from stack import BASE_URL, HTTP_URL, PROJECT, ROOT, compose
 
 pytestmark = pytest.mark.observability
@@ -243,7 +243,7 @@ def test_sigkill_of_an_app_container_fires_its_alert_until_it_is_back(stack, mon
 
     wait_for("both app services at 2 ready containers, no alert", steady, 60)
     victim = stack.containers("wsgi")[0]
-    count = restart_count(victim)
+    count = stack.restart_count(victim)
     crash(victim)
     killed = time.monotonic()
     alerts = wait_for("AppContainerDown firing", lambda: firing("AppContainerDown"), 30, interval=0.1)

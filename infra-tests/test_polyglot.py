@@ -7,8 +7,9 @@ other container, and a crash of one of each under traffic."""
 import time
 import uuid
 
+import faults
 import pytest
-from failover import assert_no_user_visible_failure, crash, restart_count, wait_restarted
+from scenario import assert_no_user_visible_failure
 from stack import BASE_URL, ROOT, compose
 from test_containers_nonroot import assert_configured_non_root, assert_no_root_process, assert_shell_not_root
 from test_least_privilege import (
@@ -215,33 +216,15 @@ def polyglot_mix():
     return mix
 
 
-def crash_one_of_each(stack):
-    """SIGKILL of the main process of one tomcat and one php container (the restart policy
-    brings them back), then wait until both services have two healthy containers."""
-    victims = [stack.containers(service)[0] for service in SERVICES]
-    counts = [restart_count(v) for v in victims]
-    down_at = time.time()
-    for victim in victims:
-        crash(victim)
-    fault_end = time.time()
-    for victim, count in zip(victims, counts, strict=True):
-        wait_restarted(stack, victim, count)
-    for service in SERVICES:
-        stack.wait_healthy(service, 2, timeout=120)
-    return {"fault_end": fault_end, "victims": [v.name for v in victims],
-            "restart_counts": [restart_count(v) for v in victims],
-            "returning": [{"host": v.attrs["Config"]["Hostname"], "down_at": down_at} for v in victims]}
-
-
 @pytest.mark.failover
 def test_sigkill_tomcat_and_php_under_traffic(polyglot, scenario):
     """0 failed GETs on /java/ and /php/, every keyed write through them acknowledged once,
     and both crashed containers back and taking their share within 2 s of being healthy."""
     kinds = tuple(kind for kind, *_ in polyglot_mix() if not kind.endswith("-static"))
     report = scenario("sigkill-tomcat-php", "SIGKILL of one tomcat and one php container's main process",
-                      crash_one_of_each, services=SERVICES, mix=polyglot_mix(),
+                      faults.sigkill(faults.one_of_each(*SERVICES)), services=SERVICES, mix=polyglot_mix(),
                       write_paths=("/java/api/messages", "/php/api/messages"), balanced_kinds=kinds)
-    assert all(count >= 1 for count in report["restart_counts"]), report["restart_counts"]
+    assert all(count >= 1 for count in report["restart_counts"].values()), report["restart_counts"]
     assert_no_user_visible_failure(report)
     served = report["served_by"]
     for back in report["fail_back"]:

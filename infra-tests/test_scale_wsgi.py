@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 import requests
-from stack import BASE_URL, compose
+from stack import BASE_URL, SITE, compose
 
 
 class Traffic(threading.Thread):
@@ -23,9 +23,7 @@ class Traffic(threading.Thread):
 
     def run(self):
         deadline = time.monotonic() + self.max_seconds
-        with requests.Session() as session:
-            session.verify = self.ca_file
-            session.trust_env = False
+        with SITE.session(self.ca_file) as session:
             while not self.stop.is_set() and self.count < self.max_requests and time.monotonic() < deadline:
                 self.count += 1
                 try:
