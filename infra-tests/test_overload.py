@@ -23,7 +23,7 @@ def capacity(stack, progress):
 @pytest.mark.parametrize("factor", [2, 5])
 def test_overload(stack, progress, capacity, factor):
     cap = capacity["requests_per_s"]
-    assert capacity["latency"]["p99_ms"] <= MAX_ADMITTED_P99_S * 1000, capacity  # else not a sustainable rate
+    assert cap, capacity["runs"]  # no closed loop stayed within p99 <= 1 s with only 200s
     report, rows = run_overload(stack, progress, capacity, factor)
     report["capacity"] = capacity
     write_report(f"overload-{factor}x", report, rows)
