@@ -60,10 +60,10 @@ def entries(stack, since, until):
     return [r for r in rows if since <= r["start"] <= until]
 
 
-def measure_capacity(stack, progress, seconds=5, levels=(16, 32, 64)):
+def measure_capacity(stack, progress, seconds=5, levels=(16, 32, 48)):
     """The most the stack sustains: the best goodput of closed loops at a few concurrencies
-    (up to 64 = 4 containers x nginx's max_conns of 16), among those whose p99 stays within
-    the admitted bar and that got nothing but 200s."""
+    (up to 48 = what nginx admits: max_conns 2 x 16 gunicorn + 2 x 8 uvicorn), among those
+    whose p99 stays within the admitted bar and that got nothing but 200s."""
     wrk(stack.site.base_url, 3, 32)  # warm-up: connections, caches, workers
     runs = []
     for connections in levels:

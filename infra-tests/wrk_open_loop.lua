@@ -64,8 +64,8 @@ function done(summary, latency, requests)
   io.write(string.format(
     '{"requests": %d, "duration_us": %d, "statuses": {%s}, "shed": %d, "shed_without_reason": %d, ' ..
     '"errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, ' ..
-    '"latency_us": {"p50": %d, "p99": %d, "max": %d}}\n',
+    '"latency_us": {"p50": %d, "p90": %d, "p99": %d, "max": %d}}\n',
     summary.requests, summary.duration, table.concat(parts, ", "), total_shed, bad,
     e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
