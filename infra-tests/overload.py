@@ -62,7 +62,7 @@ def entries(stack, since, until):
 
 def measure_capacity(stack, progress, seconds=5, levels=(16, 32, 48)):
     """The most the stack sustains: the best goodput of closed loops at a few concurrencies
-    (up to 48 = what nginx admits: max_conns 2 x 16 gunicorn + 2 x 8 uvicorn), among those
+    (up to 48, under what nginx admits: max_conns 2 x 16 gunicorn + 2 x 10 uvicorn), among those
     whose p99 stays within the admitted bar and that got nothing but 200s."""
     wrk(stack.site.base_url, 3, 32)  # warm-up: connections, caches, workers
     runs = []
