@@ -15,7 +15,7 @@ def verified_tags():
 
 def named_images():
     """FROM lines of every Dockerfile (not earlier stages), and every image in the
-    resolved Compose model with all profiles on."""
+    resolved Compose model with all profiles on and every top-level compose file."""
     names = set()
     for dockerfile in [*ROOT.rglob("Dockerfile"), *ROOT.rglob("*.Dockerfile")]:
         if "base-images" in dockerfile.parts or ".venv" in dockerfile.parts:
@@ -28,7 +28,9 @@ def named_images():
                     names.add((words[1], str(dockerfile.relative_to(ROOT))))
                 if len(words) >= 4 and words[2].upper() == "AS":
                     stages.add(words[3])
-    config = json.loads(compose("--profile", "*", "config", "--format", "json", capture=True).stdout)
+    # compose.yaml, then every other top-level compose*.yaml on top (compose.bench.yaml).
+    files = ("compose.yaml", *sorted(p.name for p in ROOT.glob("compose*.yaml") if p.name != "compose.yaml"))
+    config = json.loads(compose("--profile", "*", "config", "--format", "json", capture=True, files=files).stdout)
     for name, service in config["services"].items():
         names.add((service["image"], f"compose service {name}"))
     return {(image, where) for image, where in names if not image.startswith("djangostack/")}

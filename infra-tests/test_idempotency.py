@@ -42,7 +42,7 @@ def test_same_key_with_another_payload_is_422(http):
     assert post(http, f"one {key}", key).status_code == 201
     reused = post(http, f"two {key}", key)
     assert reused.status_code == 422
-    assert reused.json()["error"] == "idempotency_key_reused"
+    assert reused.json()["error"] == "idempotency_key_reused" and reused.json()["reason"]
 
 
 def test_same_key_while_the_first_is_in_progress_is_409(stack, http):
@@ -56,6 +56,7 @@ def test_same_key_while_the_first_is_in_progress_is_409(stack, http):
     busy = post(http, text, key)
     assert busy.status_code == 409, busy.text
     assert busy.headers["Retry-After"].isdigit()
+    assert busy.json()["error"] == "request_in_progress" and busy.json()["reason"], busy.text
     holder.join(timeout=10)
     assert post(http, text, key).status_code == 201  # once the first is done, the key is free
     assert count_in_db(stack, text) == 1

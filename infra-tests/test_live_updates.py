@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 
+import pytest
 from stack import BASE_URL
 from websockets.sync.client import connect
 
@@ -88,3 +89,30 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(stack, http):
     texts = [m["text"] for m in response.json()["messages"]]
     assert any(text in t for t in texts), f"the poll after id {after} answered {texts}"
     assert elapsed < 15  # answered by the event, not by the timeout
+
+
+@pytest.mark.parametrize("timeout", ["soon", "nan"])
+def test_long_poll_refuses_a_timeout_that_is_not_a_number(http, timeout):
+    response = http.get(f"{BASE_URL}/api/messages/poll", params={"timeout": timeout}, timeout=10)
+    assert response.status_code == 400, response.text[:200]
+    assert response.json()["error"] == "invalid_timeout", response.text
+
+
+def test_each_server_declares_how_it_runs_async_code(stack, http):
+    """gunicorn's request threads each run an event loop of their own, uvicorn runs one
+    for every request: the start scripts say so (DJANGO_EVENT_LOOP), and live updates
+    subscribe accordingly (app/board/live.py)."""
+    seen = {}
+    for _ in range(16):  # round-robin over the four app containers
+        body = http.get(f"{BASE_URL}/api/whoami", timeout=5).json()
+        seen.setdefault(body["server"], set()).add(body["event_loop"])
+    assert seen == {"gunicorn": {"per-request"}, "uvicorn": {"shared"}}, seen
+
+
+def test_a_bad_event_loop_setting_stops_the_app_with_a_clear_error(stack):
+    container = stack.containers("asgi")[0]
+    result = container.exec_run(["python", "-c", "import django; django.setup()"],
+                                environment={"DJANGO_EVENT_LOOP": "threads"})
+    output = result.output.decode(errors="replace")
+    assert result.exit_code != 0, output
+    assert "ImproperlyConfigured" in output and "DJANGO_EVENT_LOOP='threads'" in output, output[-500:]

@@ -1,6 +1,6 @@
 """More long-poll clients wait than PostgreSQL has connections (max_connections=100),
 and every one of them hears about a new message. A waiting poll holds no database
-connection, and the polls that one event wakes share one read (app/board/views.py).
+connection, and the polls that one event wakes share one read (app/board/live.py).
 scripts/bench (row 5) measures how far this goes; this test keeps it from regressing."""
 
 import asyncio

@@ -44,3 +44,21 @@ def test_api_rejects_bad_json_with_a_json_error(http):
                          headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_json"
+
+
+def test_app_and_nginx_json_errors_have_one_shape(http):
+    """Whoever answers with an error, the body has nginx's keys and no others:
+    error (a code), reason (for people), request_id (as in the X-Request-ID header)."""
+    answers = {
+        "app 400": http.post(f"{BASE_URL}/api/messages", data="{not json", timeout=5,
+                             headers={"Content-Type": "application/json"}),
+        "app 400 (Idempotency-Key)": http.post(f"{BASE_URL}/api/messages", json={"text": "x"}, timeout=5,
+                                               headers={"Idempotency-Key": "k" * 300}),
+        "app 400 (long-poll)": http.get(f"{BASE_URL}/api/messages/poll", params={"timeout": "soon"}, timeout=5),
+        "nginx 404": http.get(f"{BASE_URL}/static/no-such-file.css", timeout=5),
+    }
+    for name, response in answers.items():
+        assert response.status_code in (400, 404), (name, response.status_code, response.text[:200])
+        body = response.json()
+        assert set(body) == {"error", "reason", "request_id"}, (name, body)
+        assert body["error"] and body["reason"] and body["request_id"] == response.headers["X-Request-ID"], (name, body)

@@ -39,7 +39,7 @@ def test_gixy_finds_nothing(stack):
 
 def test_site_nginx_loads_nothing_from_conf_d(stack):
     """conf.d/ is an extension point, empty in the image: the bench's plain-HTTP server
-    and CGI route (nginx/bench/) exist only in the bench-edge container."""
+    and CGI route (bench/nginx/) exist only in the bench-edge container."""
     host = testinfra.get_host(f"docker://{stack.container('nginx').id}")
     assert host.file("/etc/nginx/conf.d").is_directory
     assert host.file("/etc/nginx/conf.d").listdir() == []

@@ -153,6 +153,23 @@ def test_idempotency_key_as_django(polyglot, stack, http, app):
         "unsupported_content_type"
 
 
+@pytest.mark.parametrize("app", ["java", "php"])
+def test_errors_have_the_stack_s_one_shape(polyglot, http, app):
+    """A bad request gets the same JSON error as Django's (and nginx's): error, reason, and
+    the request id the client sent, which nginx passes on."""
+    answers = {}
+    for prefix in ("", f"/{app}"):
+        request_id = f"polyglot-{uuid.uuid4().hex[:16]}"
+        response = http.post(f"{BASE_URL}{prefix}/api/messages", data="{nope", timeout=10,
+                             headers={"Content-Type": "application/json", "X-Request-ID": request_id})
+        assert response.status_code == 400, (prefix, response.text)
+        body = response.json()
+        assert list(body) == ["error", "reason", "request_id"], (prefix, body)
+        assert body["request_id"] == request_id and body["reason"], (prefix, body)
+        answers[prefix or "django"] = body["error"]
+    assert answers["django"] == answers[f"/{app}"] == "invalid_json", answers
+
+
 def test_the_page_form_writes_once_and_refuses_other_sites(polyglot, stack, http):
     for app in ("java", "php"):
         text = f"form {app} {uuid.uuid4()}"

@@ -26,6 +26,16 @@ compose() {
   APP_VERSION=${release:-latest} docker compose --project-directory "$ROOT" -f "$ROOT/compose.yaml" "$@"
 }
 
+# compose_bench: the same, with the benchmark's services (compose.bench.yaml) on top. Only
+# scripts/bench (on a project of its own) and scripts/test (to build) use it.
+compose_bench() { compose -f "$ROOT/compose.bench.yaml" "$@"; }
+
+# The bench image is FROM djangostack/app:latest (bench/app/Dockerfile): built after it, in a
+# step of its own, since Compose builds a file's images side by side.
+build_bench_image() {
+  APP_VERSION=latest compose_bench build bench-cgi
+}
+
 # Build secret for pip: the host bundle when there is one, else an empty file
 # (the Dockerfile then uses the image's own CA store).
 export_build_ca() {

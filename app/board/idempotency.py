@@ -19,12 +19,12 @@ import hashlib
 import random
 from datetime import timedelta
 
-from config.logs import request_id
 from django.conf import settings
 from django.db import connection, transaction
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.utils import timezone
 
+from .errors import error_response
 from .models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -33,13 +33,6 @@ PURGE_PROBABILITY = 0.01  # about one write in a hundred also deletes expired ke
 
 def ttl():
     return timedelta(seconds=getattr(settings, "IDEMPOTENCY_KEY_TTL", 24 * 3600))
-
-
-def problem(status, error, detail):
-    response = JsonResponse({"error": error, "detail": detail, "request_id": request_id.get()}, status=status)
-    if status == 409:
-        response["Retry-After"] = "1"
-    return response
 
 
 def lock_id(scope):
@@ -55,7 +48,8 @@ def idempotent(view):
             return view(request, *args, **kwargs)
         key = key.strip().strip('"')  # the draft sends it as a quoted string; accept both
         if not key or len(key) > MAX_KEY_LENGTH:
-            return problem(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+            return error_response(400, "invalid_idempotency_key",
+                                  f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
         scope = f"{request.method} {request.path}"
         fingerprint = hashlib.sha256(request.body).hexdigest()
 
@@ -63,8 +57,9 @@ def idempotent(view):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id(f"{scope} {key}")])
                 if not cursor.fetchone()[0]:
-                    return problem(409, "request_in_progress",
-                                   "a request with this Idempotency-Key is still being processed; retry shortly")
+                    return error_response(409, "request_in_progress",
+                                          "a request with this Idempotency-Key is still being processed; retry shortly",
+                                          retry_after=1)
             now = timezone.now()
             stored = IdempotencyRecord.objects.filter(key=key, scope=scope).first()
             if stored and stored.created_at < now - ttl():
@@ -72,8 +67,8 @@ def idempotent(view):
                 stored = None
             if stored:
                 if stored.fingerprint != fingerprint:
-                    return problem(422, "idempotency_key_reused",
-                                   "this Idempotency-Key was used with a different request payload")
+                    return error_response(422, "idempotency_key_reused",
+                                          "this Idempotency-Key was used with a different request payload")
                 replay = HttpResponse(stored.body, status=stored.status, content_type=stored.content_type)
                 replay["Idempotent-Replayed"] = "true"
                 return replay

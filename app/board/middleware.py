@@ -5,11 +5,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from config.logs import request_id, request_id_from
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import JsonResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from board import metrics
+from board.errors import error_response
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("board.access")
@@ -111,14 +111,6 @@ class ProxyClientAddressMiddleware:
         return self.get_response(request)
 
 
-def unavailable(reason, retry_after=2):
-    response = JsonResponse(
-        {"error": "service_unavailable", "reason": reason, "request_id": request_id.get()}, status=503
-    )
-    response["Retry-After"] = str(retry_after)
-    return response
-
-
 class DependencyUnavailableMiddleware:
     """A database or Redis outage is a 503 with a reason and Retry-After, never
     a 500 with a stack trace."""
@@ -134,8 +126,8 @@ class DependencyUnavailableMiddleware:
             isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
         ):
             log.warning("database unavailable: %s", exception)
-            return unavailable("database unavailable")
+            return error_response(503, "service_unavailable", "database unavailable", retry_after=2)
         if isinstance(exception, (RedisConnectionError, RedisTimeoutError)):
             log.warning("redis unavailable: %s", exception)
-            return unavailable("redis unavailable")
+            return error_response(503, "service_unavailable", "redis unavailable", retry_after=2)
         return None

@@ -56,8 +56,20 @@ CSRF_TRUSTED_ORIGINS = env_list(
 # in every response's X-App-Version header, so each answer says which version produced it.
 APP_VERSION = env("APP_VERSION", "dev")
 # Which server runs this process (set by bin/start-wsgi and bin/start-asgi) and
-# which container: shown on pages and in the X-Served-By header.
+# which container: shown on pages and in the X-Served-By header. A label only: no code
+# branches on it (what the code needs to know about the server is EVENT_LOOP).
 SERVER_KIND = env("SERVER_KIND", "manage.py")
+# How this process runs async code, which decides how live updates use Redis (board/live.py):
+# - "shared": one event loop serves every request (uvicorn; bin/start-asgi sets it), so all
+#   subscriptions share the process's channel layer;
+# - "per-request": each request thread runs an event loop of its own (gunicorn's threads;
+#   bin/start-wsgi sets it), so each subscription needs a layer of its own. The default: it
+#   works under any server (manage.py, CGI), where "shared" fails under a threaded one.
+# Set by the start script that chooses the server, so the two cannot disagree.
+EVENT_LOOPS = ("shared", "per-request")
+EVENT_LOOP = env("DJANGO_EVENT_LOOP", "per-request")
+if EVENT_LOOP not in EVENT_LOOPS:
+    raise ImproperlyConfigured(f"DJANGO_EVENT_LOOP={EVENT_LOOP!r}: must be one of {', '.join(EVENT_LOOPS)}")
 CONTAINER_NAME = socket.gethostname()
 # X-Served-By names the container on every response, so tests can see where each
 # request went. Turn it off in production if you do not want to expose it.
@@ -153,9 +165,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # collectstatic runs at image build; nginx serves the result (hashed names) from a volume.
 STATIC_URL = "/static/"
 STATIC_ROOT = env("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
-# scripts/bench only: Django itself serves the same files under /django-static/, to
-# measure what nginx saves. Never in a real deployment (Django's docs: inefficient).
-BENCH_STATIC_VIEW = env_bool("DJANGO_BENCH_STATIC_VIEW", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
@@ -167,8 +176,8 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 # nginx already redirects plain HTTP; this catches a request that reached the app
 # any other way. The container healthcheck speaks plain HTTP to 127.0.0.1: exempt.
-# Only scripts/bench turns it off, on its bench-only containers (plain HTTP on loopback).
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# (scripts/bench's containers turn it off in their own settings: bench/app/benchsite/.)
+SECURE_SSL_REDIRECT = not DEBUG
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # nginx sends HSTS (and hides the app's copy); the values are set here too so that
 # `manage.py check --deploy` describes the site as it is served.

@@ -1,8 +1,6 @@
-from board import views
-from django.conf import settings
+from board import health, views
 from django.contrib import admin
-from django.urls import path, re_path
-from django.views.static import serve
+from django.urls import path
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,10 +9,7 @@ urlpatterns = [
     path("api/messages/poll", views.api_messages_poll, name="api-messages-poll"),
     path("api/messages/stream", views.api_messages_stream, name="api-messages-stream"),
     path("api/whoami", views.whoami, name="whoami"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]
-
-if settings.BENCH_STATIC_VIEW:  # scripts/bench's "static split" row; off everywhere else
-    urlpatterns += [re_path(r"^django-static/(?P<path>.+)$", serve, {"document_root": settings.STATIC_ROOT})]

@@ -41,10 +41,16 @@ function send(int $status, string $body, string $type = 'application/json', arra
     echo $body;
 }
 
-function problem(int $status, string $error, string $detail): void
+/** The stack's one error shape (Django's board/errors.py, nginx's errors/): error, reason, request_id. */
+function error_body(string $error, string $reason): string
+{
+    return json_encode(['error' => $error, 'reason' => $reason, 'request_id' => $_SERVER['HTTP_X_REQUEST_ID'] ?? '']);
+}
+
+function problem(int $status, string $error, string $reason): void
 {
     $headers = $status === 409 || $status === 503 ? ['Retry-After' => '1'] : [];
-    send($status, json_encode(['error' => $error, 'detail' => $detail]), 'application/json', $headers);
+    send($status, error_body($error, $reason), 'application/json', $headers);
 }
 
 function clean_text($value): ?string
@@ -71,15 +77,13 @@ function create(PDO $db, string $text, ?string $key, string $scope, string $fing
             $key = trim(trim($key), '"');
             if ($key === '' || strlen($key) > 255) {
                 $db->rollBack();
-                return [400, json_encode(['error' => 'invalid_idempotency_key',
-                    'detail' => 'Idempotency-Key must be 1 to 255 characters']), 'application/json', false];
+                return [400, error_body('invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 characters'), 'application/json', false];
             }
             $lock = $db->prepare(LOCK);
             $lock->execute(["$scope $key"]);
             if (!$lock->fetchColumn()) {
                 $db->rollBack();
-                return [409, json_encode(['error' => 'request_in_progress',
-                    'detail' => 'a request with this Idempotency-Key is still being processed; retry shortly']),
+                return [409, error_body('request_in_progress', 'a request with this Idempotency-Key is still being processed; retry shortly'),
                     'application/json', false];
             }
             $db->prepare("DELETE FROM board_idempotencyrecord WHERE key = ? AND scope = ?"
@@ -91,8 +95,7 @@ function create(PDO $db, string $text, ?string $key, string $scope, string $fing
             if ($stored) {
                 $db->rollBack();
                 if ($stored[0] !== $fingerprint) {
-                    return [422, json_encode(['error' => 'idempotency_key_reused',
-                        'detail' => 'this Idempotency-Key was used with a different request payload']),
+                    return [422, error_body('idempotency_key_reused', 'this Idempotency-Key was used with a different request payload'),
                         'application/json', false];
                 }
                 return [(int) $stored[1], $stored[2], $stored[3], true];

@@ -38,7 +38,7 @@ final class Board {
     static final class Parsed {
         String text;
         String error;
-        String detail;
+        String reason;
     }
 
     static final class Result {
@@ -69,10 +69,10 @@ final class Board {
                 r.next();
                 if (!"object".equals(r.getString(1))) {
                     parsed.error = "invalid_body";
-                    parsed.detail = "send an object: {\\\"text\\\": \\\"...\\\"}";
+                    parsed.reason = "send an object: {\\\"text\\\": \\\"...\\\"}";
                 } else if (!"string".equals(r.getString(2)) || cleanText(r.getString(3)) == null) {
                     parsed.error = "invalid_text";
-                    parsed.detail = "text must be a non-empty string of at most 500 characters";
+                    parsed.reason = "text must be a non-empty string of at most 500 characters";
                 } else {
                     parsed.text = cleanText(r.getString(3));
                 }
@@ -82,7 +82,7 @@ final class Board {
                 throw e;
             }
             parsed.error = "invalid_json";
-            parsed.detail = "the request body is not valid JSON";
+            parsed.reason = "the request body is not valid JSON";
         }
         return parsed;
     }
@@ -176,13 +176,23 @@ final class Board {
         }
     }
 
-    static Result problemResult(int status, String error, String detail) {
-        return new Result(status, "{\"error\": \"" + error + "\", \"detail\": \"" + detail + "\"}");
+    /**
+     * The request id nginx sent (X-Request-ID) for the request this thread serves: set by
+     * BoardServlet.service, read by error bodies deep in the idempotency code without passing
+     * it through every call (the pattern of SLF4J's MDC; a servlet request has one thread).
+     */
+    static final ThreadLocal<String> REQUEST_ID = ThreadLocal.withInitial(() -> "");
+
+    /** The stack's one error shape (Django's board/errors.py, nginx's errors/): error, reason, request_id. */
+    static Result problemResult(int status, String error, String reason) {
+        return new Result(status, "{\"error\": \"" + error + "\", \"reason\": \"" + reason
+                + "\", \"request_id\": \"" + REQUEST_ID.get() + "\"}");
     }
 
-    /** error and detail are constants of this app, never user input: no escaping needed. */
-    static void problem(HttpServletResponse resp, int status, String error, String detail) throws IOException {
-        json(resp, status, problemResult(status, error, detail).body);
+    /** error and reason are constants of this app, never user input; the request id is nginx's
+     *  (its `map` admits only [A-Za-z0-9._-]): no escaping needed. */
+    static void problem(HttpServletResponse resp, int status, String error, String reason) throws IOException {
+        json(resp, status, problemResult(status, error, reason).body);
     }
 
     static void json(HttpServletResponse resp, int status, String body) throws IOException {

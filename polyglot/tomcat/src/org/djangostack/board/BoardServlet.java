@@ -56,6 +56,8 @@ public class BoardServlet extends HttpServlet {
     @Override
     protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
         resp.setHeader("X-Served-By", servedBy);  // as Django's: which container answered
+        String requestId = req.getHeader("X-Request-ID");
+        Board.REQUEST_ID.set(requestId == null ? "" : requestId);
         String path = req.getServletPath();
         String method = req.getMethod();
         boolean read = method.equals("GET") || method.equals("HEAD");
@@ -142,7 +144,7 @@ public class BoardServlet extends HttpServlet {
         try (Connection db = pool.getConnection()) {
             Board.Parsed parsed = Board.parseJson(db, new String(body, StandardCharsets.UTF_8));
             if (parsed.error != null) {
-                Board.problem(resp, 400, parsed.error, parsed.detail);
+                Board.problem(resp, 400, parsed.error, parsed.reason);
                 return;
             }
             Board.Result result = Board.create(db, parsed.text, servedBy, req.getHeader("Idempotency-Key"),

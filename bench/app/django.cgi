@@ -9,7 +9,7 @@ import sys
 from wsgiref.handlers import CGIHandler
 
 sys.path.insert(0, "/app")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
 os.environ["SERVER_KIND"] = "cgi"
 
 from config.wsgi import application  # noqa: E402 - the path and settings above come first

@@ -1,11 +1,17 @@
 """scripts/bench's measurements: every row compares two things measured in the same run,
-side by side, on loopback ports that compose.yaml's `bench` profile publishes.
+side by side, on loopback ports that compose.bench.yaml publishes (scripts/bench brings
+them up on a throw-away Compose project of their own).
 
-    python benchmark.py [--smoke] [--tune] --out reports/bench
+    python bench/benchmark.py [--smoke] [--tune] [--rows KEY ...] [--out DIR]
+
+The rows are one table, ROWS (at the end of the measuring functions): a new row is one
+Row entry plus the function that measures its two sides. scripts/bench, the report and
+infra-tests/test_bench_smoke.py all read it.
 
 Throughput rows use wrk (its JSON comes from wrk_report.lua); the TLS handshake row and
 the long-poll row are measured here, because wrk can neither resume a TLS session on
-demand nor tell when each waiting client was answered.
+demand nor tell when each waiting client was answered. httpx is imported where it is
+used, so that --help and the row table need only the standard library.
 """
 
 import argparse
@@ -19,22 +25,35 @@ import socket
 import ssl
 import statistics
 import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from stack import ROOT, compose
-
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "infra-tests"))
+import report  # noqa: E402 - infra-tests/ is not a package: the suite's percentiles, standard library only
+
 WRK_REPORT = HERE / "wrk_report.lua"
 
-# The bench profile's published ports (compose.yaml), all on 127.0.0.1.
+# compose.bench.yaml's published ports, all on 127.0.0.1.
 EDGE_HTTPS = "https://127.0.0.1:18443"  # bench-edge: the site's nginx config, TLS
 EDGE_HTTP = "http://127.0.0.1:18080"    # bench-edge: the same routes, plain HTTP (+ /cgi/)
 WSGI_DIRECT = "http://127.0.0.1:18000"  # bench-wsgi: gunicorn, no nginx
 ASGI_DIRECT = "http://127.0.0.1:18001"  # bench-asgi: uvicorn, no nginx
-SITE = "https://127.0.0.1"              # the normal stack's nginx: writes the long-poll events
+SITE = "https://127.0.0.1:18444"        # the bench project's own site nginx: writes the long-poll events
+
+
+def compose(*args, env=None, timeout=300):
+    """`docker compose` on the bench project (COMPOSE_PROJECT_NAME and APP_VERSION come
+    from scripts/bench), with compose.bench.yaml on top of compose.yaml."""
+    command = ["docker", "compose", "--project-directory", str(ROOT),
+               "-f", str(ROOT / "compose.yaml"), "-f", str(ROOT / "compose.bench.yaml"), *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def progress(text):
@@ -59,6 +78,8 @@ def wrk(url, seconds, connections):
 
 def check(url, expect_header=None, absent_header=None):
     """A request before the load: the URL answers 200 from the component the row is about."""
+    import httpx
+
     response = httpx.get(url, verify=False, trust_env=False, timeout=30)  # loopback, self-signed
     if response.status_code != 200:
         raise SystemExit(f"bench: {url} answered {response.status_code}, not 200: {response.text[:200]}")
@@ -96,32 +117,14 @@ def summarise(spec, runs):
     }
 
 
-SHORT = {1: "edge: through nginx ÷ straight to gunicorn", 2: "static: nginx ÷ Django",
-         "3a": "TLS on keep-alive: HTTPS ÷ HTTP", "3b": "TLS handshakes: resumed ÷ full",
-         4: "gunicorn ÷ CGI", 5: "waiting clients: uvicorn ÷ gunicorn", 6: "database page ÷ trivial page"}
-
-
-def row(number, name, a, b, unit, ratio_means, note=""):
-    return {
-        "row": number,
-        "name": name,
-        "short": SHORT[number],
-        "a": a,
-        "b": b,
-        "unit": unit,
-        "ratio": a["value"] / b["value"] if b["value"] else None,
-        "ratio_means": ratio_means,
-        "note": note,
-    }
-
-
-def throughput_row(number, name, a, b, args, ratio_means, note="", connections=16, seconds=None):
-    sa, sb = side_by_side(a, b, seconds or args.seconds, args.rounds, connections)
+def throughput(a, b, ctx, connections=16, seconds=None):
+    """Both sides in requests/s, side by side; a side with errors is not a result."""
+    sa, sb = side_by_side(a, b, seconds or ctx.args.seconds, ctx.args.rounds, connections)
     for side in (sa, sb):
         side["value"] = side["rps"]
         if side["errors"]:
             raise SystemExit(f"bench: {side['label']} had {side['errors']} errors (see wrk's counts); not a result")
-    return row(number, name, sa, sb, "requests/s", ratio_means, note)
+    return sa, sb
 
 
 # --- TLS handshakes ---------------------------------------------------------------------------
@@ -156,29 +159,25 @@ def handshakes(count, resume, static_path):
     }
 
 
-def percentiles(sorted_ms):
-    if not sorted_ms:
-        return {"p50": None, "p90": None, "p99": None, "max": None}
-
-    def at(q):
-        return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
-    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": sorted_ms[-1]}
+def percentiles(values_ms):
+    """The suite's one percentiles (infra-tests/report.py), in wrk's keys: p50, p90, p99, max."""
+    found = report.percentiles(values_ms)
+    return {k: found[f"{k}_ms"] for k in ("p50", "p90", "p99", "max")}
 
 
-def handshake_row(args, static_path):
+def handshake_sides(ctx):
+    args = ctx.args
     results = {}
     for r in range(args.rounds):  # alternate, as side_by_side does
         for resume in ((False, True) if r % 2 == 0 else (True, False)):
             progress(f"{'resumed' if resume else 'full'} TLS handshakes: {args.handshakes} connections")
-            results.setdefault(resume, []).append(handshakes(args.handshakes, resume, static_path))
+            results.setdefault(resume, []).append(handshakes(args.handshakes, resume, ctx.static_path))
     a, b = (merge_handshakes(results[True]), merge_handshakes(results[False]))
     # The first connection of a resumed series has no session to offer yet.
     if a["resumed"] < a["connections"] - len(results[True]) or b["resumed"]:
         raise SystemExit(f"bench: resumption did not behave: {a['resumed']} resumed of {a['connections']}, "
                          f"{b['resumed']} in the full series")
-    return row("3b", "TLS handshakes: resumed vs full", a, b, "handshakes/s",
-               "new connections/s with a resumed session ÷ with a full handshake",
-               "sequential TCP+TLS 1.3 set-up, client and server on the same host; nginx's shared session cache")
+    return a, b
 
 
 def merge_handshakes(runs):
@@ -200,6 +199,8 @@ async def poll_round(base, clients, event_after):
     (the answer's `waited` covers at least half the time from sending it to the event).
     A request queued unread behind busy threads does not count: had no event come, it
     would have been answered late, after its own timeout."""
+    import httpx
+
     timeout = event_after + 6
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout + 10, trust_env=False, verify=False) as client:
@@ -221,6 +222,7 @@ async def poll_round(base, clients, event_after):
         waiting = [asyncio.create_task(one()) for _ in range(clients)]
         await asyncio.sleep(event_after)
         event = time.monotonic()
+        # Through the bench project's own site, whose app servers are not the ones measured.
         written = await client.post(f"{SITE}/api/messages", json={"text": f"bench long-poll {clients}"},
                                     headers={"Idempotency-Key": str(uuid.uuid4())})
         written.raise_for_status()
@@ -236,7 +238,7 @@ async def poll_round(base, clients, event_after):
         answered_fast += delay <= 1.0
         held += delay <= 1.0 and a["waited"] >= 0.5 * (event - a["sent"])
     return {"clients": clients, "on_time": held, "answered_within_1s_held_or_not": answered_fast,
-            "statuses": statuses, "latency_ms": percentiles(sorted(delays))}
+            "statuses": statuses, "latency_ms": percentiles(delays)}
 
 
 def poll_capacity(base, label, steps, bisections):
@@ -286,6 +288,8 @@ def raise_file_limit():
 
 def seed_messages(count):
     """The database-backed rows read 20 messages: make sure there are at least that many."""
+    import httpx
+
     have = len(httpx.get(f"{WSGI_DIRECT}/api/messages", params={"limit": count}, trust_env=False).json()["messages"])
     for i in range(count - have):
         httpx.post(f"{WSGI_DIRECT}/api/messages", json={"text": f"bench seed {i}"}, trust_env=False,
@@ -299,71 +303,116 @@ def static_file():
     return page[start:page.index('"', start)]
 
 
+@dataclass
+class Context:
+    """What every measuring function gets: the options, and what the checks before the
+    load found (the static file's two paths)."""
+
+    args: argparse.Namespace
+    static_path: str = ""
+    django_static: str = ""
+
+
+# --- the rows: each function measures its row's two sides (A, B), in that order --------------
+
+def edge(ctx):
+    return throughput({"label": "through nginx (HTTPS, keep-alive)", "url": f"{EDGE_HTTPS}/"},
+                      {"label": "straight to gunicorn (HTTP)", "url": f"{WSGI_DIRECT}/"}, ctx)
+
+
+def static(ctx):
+    return throughput({"label": "nginx (sendfile)", "url": f"{EDGE_HTTPS}{ctx.static_path}"},
+                      {"label": "Django's static view", "url": f"{EDGE_HTTPS}{ctx.django_static}"}, ctx)
+
+
+def tls_keepalive(ctx):
+    return throughput({"label": "HTTPS", "url": f"{EDGE_HTTPS}{ctx.static_path}"},
+                      {"label": "plain HTTP", "url": f"{EDGE_HTTP}{ctx.static_path}"}, ctx)
+
+
+def cgi(ctx):
+    # CGI needs most of a second per request: a longer run, or too few requests to count.
+    return throughput({"label": "gunicorn (persistent WSGI)", "url": f"{EDGE_HTTP}/api/whoami"},
+                      {"label": "CGI (fcgiwrap, a process per request)", "url": f"{EDGE_HTTP}/cgi/api/whoami"},
+                      ctx, connections=4, seconds=max(ctx.args.seconds, 4))
+
+
+def long_poll(ctx):
+    limit = raise_file_limit()
+    sides = (poll_capacity(ASGI_DIRECT, "uvicorn (one container)", ctx.args.poll_steps, ctx.args.bisections),
+             poll_capacity(WSGI_DIRECT, "gunicorn (one container)", ctx.args.poll_steps, ctx.args.bisections))
+    for side in sides:
+        side["steps"], side["client_file_limit"] = ctx.args.poll_steps, limit
+    return sides
+
+
+def database(ctx):
+    return throughput({"label": "20 messages from PostgreSQL (JSON)", "url": f"{WSGI_DIRECT}/api/messages?limit=20"},
+                      {"label": "trivial view (/api/whoami)", "url": f"{WSGI_DIRECT}/api/whoami"}, ctx)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One comparison, A ÷ B. `measure(ctx)` returns the two sides (A, B), each a dict with
+    at least `label`, `value` (in `unit`) and `latency_ms` (p50, p90, p99, max)."""
+
+    key: str          # --rows takes it; the report's "row"
+    name: str         # the table's title
+    short: str        # the chart's label
+    unit: str
+    ratio_means: str
+    note: str
+    measure: Callable[[Context], tuple[dict, dict]]
+
+
+ROWS = [
+    Row("1", "Edge overhead: dynamic page through nginx vs straight to gunicorn",
+        "edge: through nginx ÷ straight to gunicorn", "requests/s",
+        "requests/s through nginx ÷ straight to the same gunicorn container",
+        "the home page (template + 20 messages from PostgreSQL); both paths end in one bench-wsgi container",
+        edge),
+    Row("2", "Static split: a static file from nginx vs from Django", "static: nginx ÷ Django", "requests/s",
+        "requests/s nginx ÷ Django", "the same hashed CSS file over the same HTTPS edge", static),
+    Row("3a", "TLS cost on keep-alive: HTTPS vs plain HTTP through nginx", "TLS on keep-alive: HTTPS ÷ HTTP",
+        "requests/s", "requests/s HTTPS ÷ HTTP", "a static file, so nginx's own work is all there is to compare",
+        tls_keepalive),
+    Row("3b", "TLS handshakes: resumed vs full", "TLS handshakes: resumed ÷ full", "handshakes/s",
+        "new connections/s with a resumed session ÷ with a full handshake",
+        "sequential TCP+TLS 1.3 set-up, client and server on the same host; nginx's shared session cache",
+        handshake_sides),
+    Row("4", "WSGI vs CGI: the same tiny view", "gunicorn ÷ CGI", "requests/s", "requests/s gunicorn ÷ CGI",
+        "/api/whoami through the same nginx, 4 connections; CGI starts Python and imports Django per request",
+        cgi),
+    Row("5", "Waiting clients: long-polls one container answers within 1 s of an event",
+        "waiting clients: uvicorn ÷ gunicorn", "clients", "long-poll clients held by uvicorn ÷ by gunicorn",
+        "doubling steps, then bisection; a step fails when any client misses the 1 s", long_poll),
+    Row("6", "Database cost: a database-backed page vs a trivial one", "database page ÷ trivial page",
+        "requests/s", "requests/s with the database ÷ without", "straight to one gunicorn container", database),
+]
+
+
+def result(row, a, b):
+    """A row of the report: the table's entry, both sides and their ratio."""
+    return {"row": row.key, "name": row.name, "short": row.short, "a": a, "b": b, "unit": row.unit,
+            "ratio": a["value"] / b["value"] if b["value"] else None, "ratio_means": row.ratio_means,
+            "note": row.note}
+
+
 def run(args):
+    ctx = Context(args)
     seed_messages(20)
-    static_path = static_file()
-    django_static = f"/django-static/{static_path.removeprefix('/static/')}"
-    check(f"{EDGE_HTTPS}{static_path}", absent_header="X-Served-By")
-    check(f"{EDGE_HTTPS}{django_static}", expect_header=("X-Served-By", "Django"))
+    ctx.static_path = static_file()
+    ctx.django_static = f"/django-static/{ctx.static_path.removeprefix('/static/')}"
+    check(f"{EDGE_HTTPS}{ctx.static_path}", absent_header="X-Served-By")
+    check(f"{EDGE_HTTPS}{ctx.django_static}", expect_header=("X-Served-By", "Django"))
     if check(f"{EDGE_HTTP}/cgi/api/whoami").json()["server"] != "cgi":
         raise SystemExit("bench: /cgi/api/whoami was not answered by the CGI program")
-
-    def edge():
-        return throughput_row(
-            1, "Edge overhead: dynamic page through nginx vs straight to gunicorn",
-            {"label": "through nginx (HTTPS, keep-alive)", "url": f"{EDGE_HTTPS}/"},
-            {"label": "straight to gunicorn (HTTP)", "url": f"{WSGI_DIRECT}/"},
-            args, "requests/s through nginx ÷ straight to the same gunicorn container",
-            "the home page (template + 20 messages from PostgreSQL); both paths end in one bench-wsgi container")
-
-    def static():
-        return throughput_row(
-            2, "Static split: a static file from nginx vs from Django",
-            {"label": "nginx (sendfile)", "url": f"{EDGE_HTTPS}{static_path}"},
-            {"label": "Django's static view", "url": f"{EDGE_HTTPS}{django_static}"},
-            args, "requests/s nginx ÷ Django", "the same hashed CSS file over the same HTTPS edge")
-
-    def tls_keepalive():
-        return throughput_row(
-            "3a", "TLS cost on keep-alive: HTTPS vs plain HTTP through nginx",
-            {"label": "HTTPS", "url": f"{EDGE_HTTPS}{static_path}"},
-            {"label": "plain HTTP", "url": f"{EDGE_HTTP}{static_path}"},
-            args, "requests/s HTTPS ÷ HTTP", "a static file, so nginx's own work is all there is to compare")
-
-    def cgi():
-        # CGI needs most of a second per request: a longer run, or too few requests to count.
-        return throughput_row(
-            4, "WSGI vs CGI: the same tiny view",
-            {"label": "gunicorn (persistent WSGI)", "url": f"{EDGE_HTTP}/api/whoami"},
-            {"label": "CGI (fcgiwrap, a process per request)", "url": f"{EDGE_HTTP}/cgi/api/whoami"},
-            args, "requests/s gunicorn ÷ CGI",
-            "/api/whoami through the same nginx, 4 connections; CGI starts Python and imports Django per request",
-            connections=4, seconds=max(args.seconds, 4))
-
-    def long_poll():
-        limit = raise_file_limit()
-        asgi = poll_capacity(ASGI_DIRECT, "uvicorn (one container)", args.poll_steps, args.bisections)
-        wsgi = poll_capacity(WSGI_DIRECT, "gunicorn (one container)", args.poll_steps, args.bisections)
-        return row(
-            5, "Waiting clients: long-polls one container answers within 1 s of an event", asgi, wsgi,
-            "clients", "long-poll clients held by uvicorn ÷ by gunicorn",
-            f"steps {args.poll_steps}; client file limit {limit}; a step fails when any client misses the 1 s")
-
-    def database():
-        return throughput_row(
-            6, "Database cost: a database-backed page vs a trivial one",
-            {"label": "20 messages from PostgreSQL (JSON)", "url": f"{WSGI_DIRECT}/api/messages?limit=20"},
-            {"label": "trivial view (/api/whoami)", "url": f"{WSGI_DIRECT}/api/whoami"},
-            args, "requests/s with the database ÷ without", "straight to one gunicorn container")
-
-    measurements = {"1": edge, "2": static, "3a": tls_keepalive, "3b": lambda: handshake_row(args, static_path),
-                    "4": cgi, "5": long_poll, "6": database}
     rows = []
-    for key, measure in measurements.items():
-        if args.rows and key not in args.rows:
+    for row in ROWS:
+        if args.rows and row.key not in args.rows:
             continue
-        progress(f"row {key}")
-        rows.append(measure())
+        progress(f"row {row.key}: {row.short}")
+        rows.append(result(row, *row.measure(ctx)))
     return rows
 
 
@@ -375,8 +424,8 @@ def tune(args):
     try:
         for workers, threads in shapes:
             progress(f"tuning: gunicorn {workers} workers x {threads} threads")
-            compose("--profile", "bench", "up", "--detach", "--wait", "--no-deps", "bench-wsgi", capture=True,
-                    timeout=300, env={"BENCH_GUNICORN_WORKERS": str(workers), "BENCH_GUNICORN_THREADS": str(threads)})
+            compose("up", "--detach", "--wait", "--no-deps", "bench-wsgi",
+                    env={"BENCH_GUNICORN_WORKERS": str(workers), "BENCH_GUNICORN_THREADS": str(threads)})
             whoami = check(f"{WSGI_DIRECT}/api/whoami").json()
             result = {"workers": workers, "threads": threads, "container": whoami["container"]}
             for name, path in (("home page", "/"), ("messages JSON", "/api/messages?limit=20")):
@@ -385,7 +434,7 @@ def tune(args):
             results.append(result)
     finally:
         # Back to the configured shape.
-        compose("--profile", "bench", "up", "--detach", "--wait", "--no-deps", "bench-wsgi", capture=True, timeout=300)
+        compose("up", "--detach", "--wait", "--no-deps", "bench-wsgi")
     return results
 
 
@@ -460,8 +509,9 @@ def chart(rows, path, title):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="seconds, not minutes: it runs and writes its outputs")
-    parser.add_argument("--out", type=Path, help="default: reports/bench (reports/bench-smoke with --smoke)")
-    parser.add_argument("--rows", nargs="*", help="only these rows (e.g. 1 3b 5); default: all")
+    parser.add_argument("--out", type=Path, help="default: bench/reports/bench (…/bench-smoke with --smoke)")
+    parser.add_argument("--rows", nargs="*", choices=[r.key for r in ROWS], metavar="KEY",
+                        help="only these rows; default: all. " + "; ".join(f"{r.key}: {r.short}" for r in ROWS))
     parser.add_argument("--tune", action="store_true", help="also try gunicorn shapes (workers x threads)")
     args = parser.parse_args()
     args.out = args.out or HERE / "reports" / ("bench-smoke" if args.smoke else "bench")
