@@ -5,6 +5,8 @@ sees the default stack."""
 
 import calendar
 import json
+import socket
+import ssl
 import time
 import uuid
 
@@ -17,9 +19,10 @@ from stack import BASE_URL, HTTP_URL, PROJECT, ROOT, compose
 
 pytestmark = pytest.mark.observability
 
-MONITORING = ("prometheus", "nginx-exporter", "postgres-exporter", "redis-exporter")
+MONITORING = ("prometheus", "nginx-exporter", "postgres-exporter", "redis-exporter", "blackbox-exporter",
+              "pgbackrest-exporter")
 PROMETHEUS = "http://127.0.0.1:9090"
-SCRAPE_JOBS = {"app", "nginx", "postgres", "redis", "prometheus"}
+SCRAPE_JOBS = {"app", "nginx", "postgres", "redis", "edge_tls", "pgbackrest", "prometheus"}
 REPORTS = ROOT / "infra-tests" / "reports" / "observability"
 
 
@@ -106,6 +109,8 @@ def test_client_request_id_is_in_nginx_log_app_log_and_response(stack, http, pro
         assert record["container"] and record["time"] and record["level"], record
     REPORTS.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(record) for record in [*nginx, *app]]
+    lines.append(json.dumps({"response": {"status": response.status_code,
+                                          "X-Request-ID": response.headers["X-Request-ID"]}}))
     (REPORTS / "one-request.jsonl").write_text("\n".join(lines) + "\n")
     progress(f"  one request through the logs: {REPORTS / 'one-request.jsonl'}")
 
@@ -213,11 +218,11 @@ def test_every_metrics_target_is_up(stack, monitoring):
         ok = jobs == SCRAPE_JOBS and len(app) == 4 and all(t["health"] == "up" for t in targets)
         return targets if ok else None
 
-    targets = wait_for("every target up (app x4, nginx, postgres, redis, prometheus)", all_up, 60)
+    targets = wait_for("every target up (app x4, nginx, postgres, redis, edge_tls, pgbackrest, prometheus)", all_up, 60)
     services = sorted(t["labels"]["service"] for t in targets if t["labels"]["job"] == "app")
     assert services == ["asgi", "asgi", "wsgi", "wsgi"]
     # The exporters really reach their targets (not just answer Prometheus).
-    for query in ("nginx_up", "pg_up", "redis_up"):
+    for query in ("nginx_up", "pg_up", "redis_up", "probe_success", "pgbackrest_exporter_status"):
         result = prometheus("/api/v1/query", query=query)["result"]
         assert result and all(r["value"][1] == "1" for r in result), (query, result)
 
@@ -264,9 +269,125 @@ def test_sigkill_of_an_app_container_fires_its_alert_until_it_is_back(stack, mon
 def test_alert_rules_are_loaded(monitoring):
     groups = prometheus("/api/v1/rules")["groups"]
     names = {rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
-    assert {"AppContainerDown", "AppContainerNotReady", "AppErrorRateHigh", "AppLatencyP99High"} <= names, names
+    assert {"AppContainerDown", "AppContainerNotReady", "AppErrorRateHigh", "AppLatencyP99High",
+            "EdgeCertificateExpiresSoon", "BackupTooOld"} <= names, names
     unhealthy = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r.get("health") != "ok"]
     assert not unhealthy, unhealthy
+
+
+# --- what expires slowly: the edge's certificate, the newest backup ----------------------------
+
+def site_name(stack):
+    """The first of the site's names (nginx's SITE_HOSTS), as the probe sends it."""
+    env = dict(item.split("=", 1) for item in stack.container("nginx").attrs["Config"]["Env"])
+    return env["SITE_HOSTS"].split(",")[0].lstrip(".")
+
+
+def served_certificate_not_after(name, ca_file):
+    """notAfter (Unix time) of the certificate the edge serves to a client sending `name` as
+    SNI: a real handshake on 127.0.0.1:443, verified against the edge's certificate."""
+    context = ssl.create_default_context(cafile=ca_file)
+    with socket.create_connection(("127.0.0.1", 443), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            return ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"])
+
+
+def value(query):
+    """The single value of an instant query, or None when it has no result."""
+    result = prometheus("/api/v1/query", query=query)["result"]
+    assert len(result) <= 1, result
+    return float(result[0]["value"][1]) if result else None
+
+
+def alert_rules():
+    groups = prometheus("/api/v1/rules", type="alert")["groups"]
+    return {rule["name"]: rule for group in groups for rule in group["rules"]}
+
+
+def newest_backup_stop(stack):
+    """The stop time (Unix) of the newest backup of any type, from `pgbackrest info`."""
+    code, out = stack.exec("backup", ["pgbackrest", "--stanza=main", "--log-level-console=warn", "info",
+                                      "--output=json"])
+    assert code == 0, out
+    stops = [backup["timestamp"]["stop"] for backup in json.loads(out)[0]["backup"]]
+    assert stops, out
+    return max(stops)
+
+
+def test_probe_measures_the_certificate_the_edge_serves(stack, ca_file, monitoring):
+    name = site_name(stack)
+    not_after = served_certificate_not_after(name, ca_file)
+    expiry = wait_for("probe_ssl_earliest_cert_expiry", lambda: value('probe_ssl_earliest_cert_expiry{job="edge_tls"}'),
+                      30)
+    assert expiry == not_after, (expiry, not_after, name)
+    assert value('probe_success{job="edge_tls"}') == 1
+    # The probe sends the site's name as SNI (the `hostname` parameter), through nginx's HTTPS port.
+    (target,) = [t for t in prometheus("/api/v1/targets", state="active")["activeTargets"]
+                 if t["labels"]["job"] == "edge_tls"]
+    assert f"hostname={name}" in target["scrapeUrl"] and "target=nginx%3A8443" in target["scrapeUrl"], target
+
+
+def test_backup_age_metric_matches_pgbackrest_info(stack, monitoring, progress):
+    """pgbackrest-exporter recomputes the age at each collection (every 15 s): catch a fresh
+    one, then compare with `pgbackrest info`'s newest backup, read now."""
+    query = 'pgbackrest_backup_since_last_completion_seconds{backup_type="incr",stanza="main"}'
+    first = wait_for("the newest backup's age", lambda: value(query), 40)
+    fresh = wait_for("a new collection", lambda: (v := value(query)) is not None and v != first and v, 25, interval=0.2)
+    expected = time.time() - newest_backup_stop(stack)
+    # The exporter reads the clock (whole seconds) before it runs `pgbackrest info` (about a
+    # second here), then Prometheus scrapes it (every 1 s): so a fresh value is behind by a few.
+    assert -1 <= expected - fresh <= 5, (expected, fresh)
+    # The newest archived WAL: PostgreSQL's archiver statistics, through postgres-exporter.
+    wal = wait_for("pg_stat_archiver_last_archive_age", lambda: value("pg_stat_archiver_last_archive_age"), 15)
+    scraped = time.time()
+    archived = float(stack.sql("SELECT extract(epoch FROM last_archived_time) FROM pg_stat_archiver"))
+    # postgres-exporter is scraped every 5 s: its age is that much behind at most.
+    assert -1 <= (scraped - archived) - wal <= 7, (scraped - archived, wal)
+    summary = {"backup_age_metric_s": fresh, "backup_age_pgbackrest_info_s": round(expected, 2),
+               "wal_age_metric_s": round(wal, 2), "wal_age_pg_stat_archiver_s": round(scraped - archived, 2)}
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "backup-age.json").write_text(json.dumps(summary) + "\n")
+    progress(f"  backup and WAL ages: {summary}")
+
+
+def test_certificate_and_backup_alerts_fire_past_their_limits_only(stack, monitoring, progress):
+    """Inactive with the defaults, on real values; firing when the limits are set (through
+    their variables) past what holds now: the certificate (90 days) has fewer than 1000 days
+    left, and the newest backup is older than 0.001 h (3.6 s)."""
+    names = ("EdgeCertificateExpiresSoon", "BackupTooOld")
+    metrics = ('probe_ssl_earliest_cert_expiry{job="edge_tls"}',
+               'pgbackrest_backup_since_last_completion_seconds{backup_type="incr"}')
+
+    def inactive_on_real_values():
+        for query in metrics:
+            wait_for(query, lambda q=query: value(q) is not None, 40)
+        time.sleep(2)  # two evaluations with the values present
+        rules = alert_rules()
+        assert "/ 86400 < 14" in rules["EdgeCertificateExpiresSoon"]["query"], rules["EdgeCertificateExpiresSoon"]
+        assert "> 26 * 3600" in rules["BackupTooOld"]["query"], rules["BackupTooOld"]  # 24 h diffs + 2
+        for name in names:
+            assert rules[name]["health"] == "ok" and rules[name]["state"] == "inactive", rules[name]
+
+    inactive_on_real_values()
+    limits = {"ALERT_CERT_EXPIRY_DAYS": "1000", "ALERT_BACKUP_MAX_AGE_HOURS": "0.001"}
+    try:
+        started = time.monotonic()
+        compose("--profile", "monitoring", "up", "--detach", "--wait", "--wait-timeout", "60", "prometheus",
+                env=limits)
+        summary = {"prometheus_recreated_s": round(time.monotonic() - started, 1)}
+        for name in names:
+            (alert,) = wait_for(f"{name} firing", lambda n=name: firing(n), 45)
+            summary[name] = {"firing_s": round(time.monotonic() - started, 1),
+                             "summary": alert["annotations"]["summary"]}
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        (REPORTS / "slow-alerts.json").write_text(json.dumps(summary) + "\n")
+        progress(f"  certificate and backup alerts: {summary}")
+        assert 85 <= float(firing("EdgeCertificateExpiresSoon")[0]["value"]) <= 90  # days left, self-signed: 90
+        assert firing("BackupTooOld")[0]["labels"]["stanza"] == "main"
+    finally:
+        compose("--profile", "monitoring", "up", "--detach", "--wait", "--wait-timeout", "60", "prometheus",
+                env={name: "" for name in limits})
+    inactive_on_real_values()
 
 
 # --- metrics stay on the backend network -------------------------------------------------
