@@ -153,11 +153,10 @@ def test_killing_a_worker_node_under_traffic(swarm, swarm_ca, progress, failover
         time.sleep(1)
 
 
-@pytest.mark.xfail(strict=False, reason="known limit (README, 'What is and is not guaranteed'): a long-poll nginx "
-                   "writes onto a kept-alive connection to a task of a node that has just died waits for TCP "
-                   "retransmissions, so the client's 5 s timeout and its one retry answer it (5, 0, 2 and 4 of "
-                   "~5,000 GETs in four runs)")
 def test_no_get_needed_the_clients_retry_when_the_node_died():
+    """Every GET was answered on its first try: none waited on a connection to the dead node
+    until the client's 5 s timeout (long-polls did, while nginx reused connections to the
+    asgi tasks: upstreams.conf)."""
     report = RESULTS.get("node-kill")
     if report is None:
         pytest.skip("the node-kill scenario did not run")

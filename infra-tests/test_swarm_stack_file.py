@@ -148,6 +148,8 @@ def test_swarm_specifics(both):
     assert all(p["mode"] == "host" for p in services["nginx"]["ports"])
     # A dead node's tasks are found by TCP keepalive (swarm/nginx/dead-peers.conf).
     assert services["nginx"]["sysctls"]["net.ipv4.tcp_keepalive_time"] in (1, "1")
+    # ... and a request it wrote to one, never acknowledged, by fewer retransmissions.
+    assert services["nginx"]["sysctls"]["net.ipv4.tcp_retries2"] in (3, "3")
     assert any(c["target"] == "/etc/nginx/conf.d/dead-peers.conf" for c in services["nginx"]["configs"])
     assert "node.labels.djangostack.db == true" in services["db"]["deploy"]["placement"]["constraints"]
     assert services["migrate"]["deploy"]["mode"] == "replicated-job"
