@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import cpu_account
 from report import percentiles
 from scenario import read_nginx_log
 
@@ -21,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 REPORTS = HERE / "reports" / "overload"
 SCRIPT = HERE / "wrk_open_loop.lua"
 PATH = "/"  # the home page: a template and a query, the issue's measurement
+APP_SERVICES = ("wsgi", "asgi")
 UPSTREAM_PEER = re.compile(r"\d+\.\d+\.\d+\.\d+:\d+")  # one connection attempt to an app container
 
 # The bars (issue 12).
@@ -46,6 +48,25 @@ def wrk(base_url, seconds, connections, rate=None):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def cpu_during(stack, into, key, start_after, stop_after):
+    """A thread that stores the cores each group used between two moments of a run
+    (cpu_account.py) in into[key]: sampled inside the run, not at its edges, so that every
+    process of the load is running at both samples."""
+    def sample():
+        time.sleep(start_after)
+        first = cpu_account.snapshot(stack)
+        time.sleep(stop_after - start_after)
+        into[key] = cpu_account.usage(first, cpu_account.snapshot(stack))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    return thread
+
+
+def app_cores(cpu):
+    return round(sum(v for k, v in cpu.items() if k in APP_SERVICES), 3)
+
+
 def entries(stack, since, until):
     """nginx's log lines for PATH between two times, each with its start, end and attempts."""
     rows = []
@@ -67,14 +88,18 @@ def measure_capacity(stack, progress, seconds=5, levels=(16, 32, 48)):
     wrk(stack.site.base_url, 3, 32)  # warm-up: connections, caches, workers
     runs = []
     for connections in levels:
+        cpu = {}
+        sampler = cpu_during(stack, cpu, "cores", 1.0, seconds - 1.0)
         started = time.time()
         raw = wrk(stack.site.base_url, seconds, connections)
         ended = time.time()
+        sampler.join(timeout=10)
         rows = entries(stack, started, ended)
         ok = [r for r in rows if r["status"] == 200]
         runs.append({
             "connections": connections,
             "requests_per_s": round(len(ok) / (ended - started), 1),
+            "cpu_cores": cpu.get("cores"),
             "statuses": raw["statuses"],
             "latency": percentiles([r["duration"] * 1000 for r in ok]),
             "attempts_per_request": round(sum(r["attempts"] for r in rows) / max(1, len(rows)), 3),
@@ -82,12 +107,13 @@ def measure_capacity(stack, progress, seconds=5, levels=(16, 32, 48)):
                         for r in sorted(rows, key=lambda r: -r["duration"])[:3]],
         })
         progress(f"[overload] closed loop, {connections} connections: {runs[-1]['requests_per_s']}/s, "
-                 f"p99 {runs[-1]['latency']['p99_ms']} ms, statuses {raw['statuses']}")
+                 f"p99 {runs[-1]['latency']['p99_ms']} ms, statuses {raw['statuses']}, cores {cpu.get('cores')}")
     fit = [r for r in runs if r["latency"]["p99_ms"] is not None
            and r["latency"]["p99_ms"] <= MAX_ADMITTED_P99_S * 1000 and set(r["statuses"]) == {"200"}]
     best = max(fit, key=lambda r: r["requests_per_s"]) if fit else None
     capacity = {"requests_per_s": best["requests_per_s"] if best else None,
-                "connections": best["connections"] if best else None, "runs": runs}
+                "connections": best["connections"] if best else None,
+                "cpu_cores": best["cpu_cores"] if best else None, "runs": runs}
     REPORTS.mkdir(parents=True, exist_ok=True)
     (REPORTS / "capacity.json").write_text(json.dumps(capacity, indent=2))
     progress(f"[overload] capacity: {capacity['requests_per_s']} requests/s on {PATH}")
@@ -115,6 +141,9 @@ def run_overload(stack, progress, capacity, factor):
         threading.Thread(target=load, args=("base", 0, total_s, BASE_SHARE * cap, 64)),
         threading.Thread(target=load, args=("overload", BEFORE_S, OVERLOAD_S, extra, 256)),
     ]
+    cpu = {}
+    samplers = [cpu_during(stack, cpu, "before", 0.5, BEFORE_S - 0.5),
+                cpu_during(stack, cpu, "overload", BEFORE_S + 1.0, BEFORE_S + OVERLOAD_S - 1.0)]
     started = time.time()
     progress(f"[overload] {factor}x: {BASE_SHARE * cap:.0f} requests/s for {total_s:.0f} s, "
              f"+{extra:.0f} requests/s for {OVERLOAD_S:.0f} s in the middle")
@@ -123,9 +152,20 @@ def run_overload(stack, progress, capacity, factor):
     for t in threads:
         t.join(timeout=total_s + 120)
     ended = time.time()
+    for sampler in samplers:
+        sampler.join(timeout=10)
     over_start, over_end = results["overload_window"]
     rows = entries(stack, started, ended)
-    return analyse(factor, capacity, rows, started, ended, over_start, over_end, results), rows
+    report = analyse(factor, capacity, rows, started, ended, over_start, over_end, results)
+    report["cpu_cores"] = {"capacity": capacity["cpu_cores"], **cpu}
+    # Goodput per core the app servers got: near 1.0 means the app wasted nothing on the
+    # excess (it was shed before reaching it), and any goodput gap is CPU taken elsewhere.
+    if capacity["cpu_cores"] and cpu.get("overload"):
+        per_core = cap / max(0.01, app_cores(capacity["cpu_cores"]))
+        report["app_cores"] = {"capacity": app_cores(capacity["cpu_cores"]), "overload": app_cores(cpu["overload"])}
+        report["goodput_per_app_core_ratio"] = round(
+            report["goodput_rps"] / max(0.01, app_cores(cpu["overload"])) / per_core, 3)
+    return report, rows
 
 
 def analyse(factor, capacity, rows, started, ended, over_start, over_end, wrk_results):

@@ -32,6 +32,9 @@ def test_overload(stack, progress, capacity, factor):
              f"{report['shed']} (max {report['shed_latency']['max_ms']} ms), admitted p99 "
              f"{report['admitted']['p99_ms']} ms, p99 after recovery {report['latency_recovered']['p99_ms']} ms "
              f"(before: {report['latency_before']['p99_ms']} ms); reports/overload/overload-{factor}x.json")
+    progress(f"[overload] {factor}x: cores used, at capacity {report['cpu_cores']['capacity']}; during the "
+             f"overload {report['cpu_cores'].get('overload')}; goodput per app core "
+             f"{report.get('goodput_per_app_core_ratio')} of that at capacity")
     # It really was an overload: most of what was offered beyond the capacity arrived.
     assert report["offered_rps"] >= 0.8 * factor * cap, report["offered_rps"]
     # 1. Bounded work: nginx's attempts per request, from its own log.

@@ -60,7 +60,7 @@ def discover_static(session, base_url):
 class Traffic:
     """`with Traffic(ca_file) as traffic: ...` runs the mix in the background."""
 
-    def __init__(self, ca_file, *, rate=100.0, workers=8, min_requests=5000, max_requests=100_000,
+    def __init__(self, ca_file, *, rate=150.0, workers=8, min_requests=5000, max_requests=100_000,
                  max_seconds=240.0, progress=None, label="traffic", site=SITE, mix=None):
         self.ca_file, self.rate, self.workers, self.site = ca_file, rate, workers, site
         self.min_requests, self.max_requests, self.max_seconds = min_requests, max_requests, max_seconds
