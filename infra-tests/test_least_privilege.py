@@ -1,6 +1,6 @@
 """Least privilege, read from `docker inspect` and checked inside the containers:
-read-only root filesystems, no capabilities, no privilege gain, resource limits,
-no Docker socket anywhere. The per-container checks are functions, so containers
+read-only root filesystems, no capabilities, no privilege gain, resource limits (bounded
+logs included), no Docker socket anywhere. The per-container checks are functions, so containers
 started later (test_polyglot.py's profile) get exactly the same ones."""
 
 import testinfra
@@ -15,6 +15,9 @@ def assert_locked_down(container):
     assert host["Memory"] > 0 and host["NanoCpus"] > 0 and (host["PidsLimit"] or 0) > 0, \
         f"{name}: memory {host['Memory']}, cpus {host['NanoCpus']}, pids {host['PidsLimit']}"
     assert not host["Privileged"], name
+    # Its logs cannot fill the disk: Docker's json-file default never rotates.
+    log = host["LogConfig"]
+    assert log["Type"] == "local" or log["Config"].get("max-size"), f"{name}: unbounded logs {log}"
 
 
 def assert_no_docker_socket(container):

@@ -87,7 +87,7 @@ def test_the_same_services(both):
 
 
 @pytest.mark.parametrize("field", ["command", "entrypoint", "user", "environment", "healthcheck", "stop_grace_period",
-                                   "read_only", "cap_drop", "working_dir"])
+                                   "read_only", "cap_drop", "working_dir", "logging"])
 def test_the_same_settings(both, field):
     local, swarm = both
     drift = {name: (local["services"][name].get(field), service.get(field))
