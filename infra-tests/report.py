@@ -103,6 +103,8 @@ def analyse(name, description, records, fault_at, outcome, recovered_at, healthy
         "slow_requests": sum(r.duration > MAX_LATENCY for r in records),
         # GETs sent again by the client after a connection closed with no answer (traffic.KEEPALIVE_RETRY).
         "client_retried": sum(r.client_retried for r in records),
+        "client_retried_requests": [dict(r.as_dict(), since_fault_s=round(r.start - fault_at, 3))
+                                    for r in records if r.client_retried][:100],
         "slowest_requests": [dict(r.as_dict(), since_fault_s=round(r.start - fault_at, 3))
                              for r in sorted(records, key=lambda r: -r.duration)[:5]],
         "time_to_detect_s": time_to_detect,

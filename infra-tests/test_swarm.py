@@ -93,6 +93,9 @@ def test_app_tasks_spread_over_nodes(swarm, swarm_ca):
     assert len(answering_nodes - {None}) >= 2, answering_nodes
 
 
+NODE_DEATH_S = 3.0  # how long after `docker kill` a node's tasks may still accept connections (seen: ~1 s)
+
+
 def kill_worker_node(stack):
     """The fault: `docker kill` of the worker node container that runs the most app tasks (its
     engine and every task on it die at once, like a machine losing power). Waits until Swarm
@@ -155,14 +158,19 @@ def test_killing_a_worker_node_under_traffic(swarm, swarm_ca, progress, failover
         time.sleep(1)
 
 
-def test_no_get_needed_the_clients_retry_when_the_node_died():
-    """Every GET was answered on its first try: none waited on a connection to the dead node
-    until the client's 5 s timeout (long-polls did, while nginx reused connections to the
-    asgi tasks: upstreams.conf)."""
+def test_only_long_polls_sent_as_the_node_died_needed_the_clients_retry():
+    """No ordinary read ever waits on the dead node: it is retried elsewhere after a 100 ms
+    connect timeout or its 700 ms read timeout. A long-poll cannot have a short read timeout
+    (it waits up to 30 s by design), so one sent to a task in the seconds its node takes to die
+    may wait until the client's own 5 s timeout and retry: here a killed node's tasks accept
+    and acknowledge for a moment like frozen processes (README, "What is and is not
+    guaranteed"). Those, and only those, may need the client's retry."""
     report = RESULTS.get("node-kill")
     if report is None:
         pytest.skip("the node-kill scenario did not run")
-    assert report["client_retried"] == 0, report["slowest_requests"]
+    retried = report["client_retried_requests"]
+    assert len(retried) == report["client_retried"]
+    assert all(r["kind"] == "poll" and r["since_fault_s"] <= NODE_DEATH_S for r in retried), retried
 
 
 SWARM_MARKER = "Release two, rolled out on the swarm"
