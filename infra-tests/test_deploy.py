@@ -7,16 +7,16 @@ rollback to v1. The tests run in this file's order, on one stack."""
 
 import json
 import os
-import subprocess
 import threading
 import time
 import uuid
 
 import faults
 import pytest
+from releases import copy_of_repository
 from report import REPORTS
 from scenario import assert_no_user_visible_failure, run_scenario
-from stack import ROOT, Site, Stack
+from stack import Site, Stack
 from streams import SseClient, WebSocketClient, drain, wait_for
 from traffic import Traffic
 
@@ -45,27 +45,6 @@ class Migration(migrations.Migration):
 '''
 
 
-class Release:
-    """A copy of the repository with its own git history, where releases are made."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def git(self, *args):
-        return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.test", *args],
-                              cwd=self.path, check=True, capture_output=True, text=True).stdout
-
-    def edit(self, relative, old, new):
-        target = self.path / relative
-        text = target.read_text()
-        assert old in text, f"{relative}: {old!r} not found"
-        target.write_text(text.replace(old, new, 1))
-
-    def run(self, script, *args, timeout=900):
-        return subprocess.run([str(self.path / "scripts" / script), *args], cwd=self.path, capture_output=True,
-                              text=True, timeout=timeout, env={**os.environ, **ENV})
-
-
 def versions(stack):
     """Each app container's release: from its image tag and from its own answer."""
     return {c.name: c.attrs["Config"]["Image"].split(":")[-1] for s in ("wsgi", "asgi") for c in stack.containers(s)}
@@ -73,21 +52,7 @@ def versions(stack):
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory, progress):
-    path = tmp_path_factory.mktemp("release") / "site"
-    path.mkdir()
-    # The files git would commit (tracked, and untracked but not ignored): no .git, no venv, no secrets.
-    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                           capture_output=True).stdout
-    archive = path.parent / "tree.tar"
-    with open(archive, "wb") as out:
-        subprocess.run(["tar", "--null", "-T", "-", "-c"], cwd=ROOT, input=files, check=True, stdout=out)
-    subprocess.run(["tar", "-x", "-f", str(archive)], cwd=path, check=True)
-    assert not (path / ".git").exists() and (path / "scripts" / "deploy").exists()
-    release = Release(path)
-    release.git("init", "-q")
-    release.git("add", "-A")
-    release.git("commit", "-qm", "v1")
-    return release
+    return copy_of_repository(tmp_path_factory.mktemp("release") / "site", ENV)
 
 
 @pytest.fixture(scope="module")

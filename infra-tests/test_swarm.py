@@ -1,6 +1,7 @@
 """The stack on a three-node Docker Swarm (scripts/swarm up): the site over HTTPS through the
 swarm, app tasks on several nodes, a worker node's engine killed under the failover suite's
-traffic and keyed writes, a rolling update to a new image, and `wsgi` scaled to 6. All traffic
+traffic and keyed writes, a rolling update to a new release (`scripts/deploy --swarm`, from a copy of
+this repository with a change committed), and `wsgi` scaled to 6. All traffic
 goes to 127.0.0.1:9443, which the manager's node container publishes. The swarm is removed at
 the end (scripts/swarm down; KEEP_STACK=1 leaves it)."""
 
@@ -12,9 +13,10 @@ import time
 import pytest
 import requests
 from faults import Outcome, Returning
+from releases import copy_of_repository
 from scenario import assert_no_write_lost_or_duplicated, run_scenario
 from stack import ROOT
-from swarm_stack import MANAGER, NODE_REGISTRY, NODES, PUSH_REGISTRY, SITE, SwarmStack, swarm_script
+from swarm_stack import MANAGER, NODE_REGISTRY, NODES, SITE, SwarmStack, swarm_script
 from traffic import Traffic, Writer, check_whoami
 
 pytestmark = pytest.mark.swarm
@@ -171,56 +173,77 @@ def test_only_long_polls_sent_as_the_node_died_needed_the_clients_retry():
     assert all(r["kind"] == "poll" and r["since_fault_s"] <= NODE_DEATH_S for r in retried), retried
 
 
-def new_app_image(stack):
-    """A new release of the app image, as a deploy would push: the running one plus a label
-    (a new image and digest; its layers are already in the registry, so the push is quick)."""
-    current = stack.service("wsgi").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-    tag = current.split("@")[0].rsplit(":", 1)[1]
-    new_tag = f"{tag}-swarm-update.{int(time.time())}"
-    dockerfile = f"FROM {PUSH_REGISTRY}/djangostack/app:{tag}\nLABEL org.djangostack.release={new_tag}\n"
-    build = subprocess.run(["docker", "build", "-q", "-t", f"{PUSH_REGISTRY}/djangostack/app:{new_tag}", "-"],
-                           input=dockerfile, text=True, capture_output=True, timeout=120)
-    assert build.returncode == 0, build.stderr
-    subprocess.run(["docker", "push", "-q", f"{PUSH_REGISTRY}/djangostack/app:{new_tag}"], check=True,
-                   capture_output=True, timeout=300)
-    return f"{NODE_REGISTRY}/djangostack/app:{new_tag}", new_tag
+SWARM_MARKER = "Release two, rolled out on the swarm"
 
 
-def test_rolling_update_to_a_new_image(swarm, swarm_ca, progress, failover_reports):
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """A new release as a user makes one: a copy of this repository with its own git history,
+    one line added to the home page, committed. The rolling update deploys it with the copy's
+    own `scripts/deploy --swarm`."""
+    release = copy_of_repository(tmp_path_factory.mktemp("swarm-release") / "site")
+    release.edit("app/board/templates/board/home.html", "<h1>Message board</h1>",
+                 f"<h1>Message board</h1>\n    <p>{SWARM_MARKER}</p>")
+    release.git("commit", "-qam", "a line on the home page")
+    return release
+
+
+def test_rolling_update_to_a_new_image(swarm, swarm_ca, release, progress, failover_reports):
     swarm.wait_app_healthy()
-    image, tag = new_app_image(swarm)
+    version = release.app_version()
+    pinned = f"{NODE_REGISTRY}/djangostack/app:{version}@sha256:"
+    # The CPU-heavy build first, as on a small host (test_deploy.py does the same); every layer
+    # above the app's source comes from the cache.
+    started = time.monotonic()
+    built = release.run("deploy", "--swarm", "--build-only")
+    assert built.returncode == 0, built.stdout + built.stderr
+    build_s = round(time.monotonic() - started, 1)
+    assert swarm.service("wsgi").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] != pinned  # nothing rolled
 
-    def update(stack):
+    def deploy(stack):
         before = set(stack.app_hostnames())
         down_at = time.time()
-        # What `docker service update --image` does, for both app services at once; each
-        # replaces its tasks one at a time, start-first (stack.yaml's update_config).
-        for service in ("wsgi", "asgi"):
-            stack.cli("service", "update", "--detach", "--image", image, f"djangostack_{service}")
-        deadline = time.monotonic() + 240
-        for service in ("wsgi", "asgi"):
-            # Done: both running tasks on the new image, and Swarm no longer updating.
-            while True:
-                tasks = stack.running_tasks(service)
-                images = {t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t, _ in tasks}
-                if len(tasks) == 2 and images == {image} and stack.wait_update_done(service) == "completed":
-                    break
-                assert time.monotonic() < deadline, f"{service}: update not done: {images}"
-                time.sleep(0.5)
+        # scripts/deploy --swarm: the gate, the migrate job with the new image, then `docker service
+        # update --image` of wsgi and asgi at once, each one task at a time, start-first.
+        result = release.run("deploy", "--swarm")
         fault_end = time.time()
         new = sorted(set(stack.app_hostnames()) - before)
         return Outcome(fault_end, [Returning(h, down_at) for h in new], [], {
-            "image": image, "update_s": round(fault_end - down_at, 1)})
+            "exit_code": result.returncode, "output": (result.stdout + result.stderr)[-3000:],
+            "update_s": round(fault_end - down_at, 1)})
 
-    report = run_scenario("swarm-rolling-update", f"docker service update --image app:{tag} (wsgi and asgi)",
-                          swarm, swarm_ca, update, progress)
-    progress(f"[swarm-rolling-update] took {report['update_s']} s; max latency {report['max_latency_ms']:.0f} ms")
+    report = run_scenario("swarm-rolling-update", f"scripts/deploy --swarm: release {version} (the home page changed)",
+                          swarm, swarm_ca, deploy, progress)
+    progress(f"[swarm-rolling-update] built in {build_s} s, deployed in {report['update_s']} s; "
+             f"max latency {report['max_latency_ms']:.0f} ms")
+    record(deploy_build_s=build_s, deploy_s=report["update_s"])
+    assert report["exit_code"] == 0, report["output"]
     assert report["failed"] == 0 and report["client_retried"] == 0, report["failed_requests"][:10]
     assert_no_write_lost_or_duplicated(report)
-    for service in ("wsgi", "asgi"):
+    for service in ("wsgi", "asgi", "migrate"):
         spec = swarm.service(service).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-        assert spec.startswith(image + "@sha256:"), spec
+        assert spec.startswith(pinned), (service, spec)
+    for service in ("wsgi", "asgi"):  # every app task runs the new release, and only those
+        tasks = swarm.running_tasks(service)
+        assert len(tasks) == 2 and {t["Spec"]["ContainerSpec"]["Image"] for t, _ in tasks} == {spec}, tasks
     assert report["fail_back"] and all(back["first_served_at"] for back in report["fail_back"]), report["fail_back"]
+    with SITE.session(swarm_ca) as session:  # and the page shows the change, whichever app task answers
+        pages = [session.get(f"{SITE.base_url}/", timeout=5) for _ in range(20)]
+    assert all(p.status_code == 200 and SWARM_MARKER in p.text for p in pages), [p.status_code for p in pages]
+    assert {p.headers["X-App-Version"] for p in pages} == {version}
+    served = {p.headers["X-Served-By"] for p in pages}
+    assert len(served) >= 2 and served <= {*swarm.task_nodes("wsgi"), *swarm.task_nodes("asgi")}, served
+    RESULTS["rolling-update"] = report
+
+
+def test_deploying_the_running_release_again_changes_nothing(swarm, release):
+    if "rolling-update" not in RESULTS:
+        pytest.skip("the rolling update did not deploy the release")
+    before = {s: swarm.service(s).attrs["Version"]["Index"] for s in ("wsgi", "asgi", "migrate")}
+    again = release.run("deploy", "--swarm")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to do" in again.stderr, again.stderr
+    assert {s: swarm.service(s).attrs["Version"]["Index"] for s in before} == before
 
 
 def test_scaling_wsgi_to_6(swarm, swarm_ca, progress):

@@ -103,8 +103,21 @@ app_version() {
   fi
 }
 
+# build_release VERSION [SERVICE...]: build the images of the default stack (or only those of
+# SERVICEs) from the working tree as release VERSION, then the expand/contract gate on its
+# migrations. scripts/deploy (every image) and scripts/swarm deploy (the app image) share it.
+build_release() {
+  local version=$1; shift
+  log "building images for $version${*:+ (${*})}"
+  APP_VERSION=$version compose build --quiet "$@"
+  log "checking migrations against the expand/contract rule"
+  docker run --rm --network none -e DJANGO_SECRET_KEY=lint-only "djangostack/app:$version" \
+    python manage.py lint_migrations || die "release $version has a migration the running release cannot survive; nothing was changed"
+}
+
 # Where a project's deploys are recorded, one line each: time, app version, edge configuration.
-deploy_history() { echo "$ROOT/.deploy/$COMPOSE_PROJECT_NAME.history"; }
+# (DEPLOY_HISTORY, when set: another file, e.g. scripts/swarm deploy's.)
+deploy_history() { echo "${DEPLOY_HISTORY:-$ROOT/.deploy/$COMPOSE_PROJECT_NAME.history}"; }
 # record_release VERSION EDGE_CONFIG: one line in that history.
 record_release() {
   mkdir -p "$(dirname "$(deploy_history)")"
