@@ -36,9 +36,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "infra-tests"))
 import report  # noqa: E402 - infra-tests/ is not a package: the suite's percentiles, standard library only
+import wrk_open_loop  # noqa: E402 - the overload row's wrk runs, standard library only
 
 WRK_REPORT = HERE / "wrk_report.lua"
-WRK_OPEN_LOOP = ROOT / "infra-tests" / "wrk_open_loop.lua"  # the overload row: fixed-rate pacing, 503 checks
 
 # compose.bench.yaml's published ports, all on 127.0.0.1.
 EDGE_HTTPS = "https://127.0.0.1:18443"  # bench-edge: the site's nginx config, TLS
@@ -357,29 +357,16 @@ def overload(ctx):
     + 2 uvicorn containers): capacity = a closed loop of 32 connections on the home page, then
     5x that offered at a fixed rate (infra-tests/wrk_open_loop.lua); A = answered 200 per second."""
     seconds = max(1, int(ctx.args.seconds))
-    paced(f"{SITE}/", 1, 32)  # warm-up
-    closed = paced(f"{SITE}/", seconds, 32)
+    wrk_open_loop.run(f"{SITE}/", 1, 32)  # warm-up
+    closed = wrk_open_loop.run(f"{SITE}/", seconds, 32)
     capacity = closed["statuses"].get("200", 0) / (closed["duration_us"] / 1e6)
-    over = paced(f"{SITE}/", seconds, 256, rate=5 * capacity)
+    over = wrk_open_loop.run(f"{SITE}/", seconds, 256, rate=5 * capacity)
     goodput = over["statuses"].get("200", 0) / (over["duration_us"] / 1e6)
     return ({"label": "goodput under 5x overload", "value": goodput, "latency_ms": over["latency_ms"],
              "offered_per_s": round(over["requests"] / (over["duration_us"] / 1e6), 1),
              "statuses": over["statuses"], "shed_without_reason": over["shed_without_reason"]},
             {"label": "capacity (closed loop, 32 connections)", "value": capacity,
              "latency_ms": closed["latency_ms"], "statuses": closed["statuses"]})
-
-
-def paced(url, seconds, connections, rate=None):
-    """wrk through the overload test's script: `rate` requests/s offered whatever the answers
-    (None: closed loop); counts statuses and checks every 503's Retry-After and reason."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    if rate:
-        env["RATE"] = f"{rate:.1f}"
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_OPEN_LOOP), url]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True, env=env).stdout
-    raw = json.loads(out.strip().splitlines()[-1])
-    raw["latency_ms"] = {k: raw["latency_us"][k] / 1000 for k in ("p50", "p90", "p99", "max")}
-    return raw
 
 
 @dataclass(frozen=True)

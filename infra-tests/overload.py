@@ -9,18 +9,17 @@ number per request comes from nginx's log, which sees each request once, retries
 
 import json
 import re
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import cpu_account
+import wrk_open_loop
 from report import percentiles
 from scenario import read_nginx_log
 
 HERE = Path(__file__).resolve().parent
 REPORTS = HERE / "reports" / "overload"
-SCRIPT = HERE / "wrk_open_loop.lua"
 PATH = "/"  # the home page: a template and a query, the issue's measurement
 APP_SERVICES = ("wsgi", "asgi")
 UPSTREAM_PEER = re.compile(r"\d+\.\d+\.\d+\.\d+:\d+")  # one connection attempt to an app container
@@ -48,16 +47,9 @@ def edge(stack):
 
 
 def wrk(edge, seconds, connections, rate=None):
-    """One wrk run on PATH at `edge` (edge()); `rate` None = closed loop. Returns
-    wrk_open_loop.lua's JSON."""
+    """One wrk run on PATH at `edge` (edge()); `rate` None = closed loop."""
     netns, base_url = edge
-    env = {"PATH": "/usr/bin:/bin"}
-    if rate:
-        env["RATE"] = f"{rate:.1f}"
-    command = [*netns, "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "10s", "-s",
-               str(SCRIPT), f"{base_url}{PATH}"]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return wrk_open_loop.run(f"{base_url}{PATH}", seconds, connections, rate, netns=netns)
 
 
 def cpu_during(stack, into, key, start_after, stop_after):
